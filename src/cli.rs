@@ -1,0 +1,597 @@
+//! The command line, defined once with clap's derive API.
+//!
+//! Provider flags are one struct ([`ProviderArgs`]) flattened into every
+//! command that talks to an identity provider, so `kubectl`, `git`, `token`,
+//! `login` and `logout` accept exactly the same flags and environment
+//! variables. Every flag can also be set as `DEXCRED_<FLAG>` (flag wins):
+//! pipelines set the environment, kubeconfigs pass arguments.
+//!
+//! The same definitions generate the shell completions and the man page.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::builder::FalseyValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `dexcred --version`: the crate version and the git commit it was built
+/// from (set by build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DEXCRED_GIT_COMMIT"),
+    ")"
+);
+
+const EXAMPLES: &str = "\
+Examples:
+  # kubectl: the exec entry of a kubeconfig user (see `dexcred kubeconfig`)
+  dexcred kubectl --pcd https://pcd-r1.example.com --username alice@example.com
+
+  # git: a credential helper for one git server
+  git config --global credential.https://git.example.com.helper \\
+      'dexcred --pcd https://pcd-r1.example.com --username alice@example.com'
+
+  # scripts: a bearer token for curl, from the same cache
+  curl -H \"$(dexcred token --format header --pcd https://pcd-r1.example.com \\
+      --username alice@example.com)\" https://api.example.com/
+
+Passwords come from DEXCRED_PASSWORD, --password-file, --password-command or a
+terminal prompt, never from a command-line value.
+Exit codes: 0 ok, 2 usage, 3 authentication refused or login required,
+4 identity provider unreachable or broken, 5 local problem (cache, lock, files).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dexcred",
+    version = VERSION,
+    about = "Bearer tokens from Dex/OIDC identity providers for kubectl, git and scripts",
+    long_about = "Bearer tokens from Dex/OIDC identity providers for kubectl, git and scripts.\n\n\
+        dexcred logs in once (Platform9 PCD through Keystone and Dex, Keycloak, or any OAuth 2.0 \
+        token endpoint), keeps the tokens in a private, locked cache, renews them with the \
+        refresh token before they expire, and hands them to kubectl (exec credential plugin), \
+        git (credential helper) and scripts.",
+    after_help = EXAMPLES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `defer`: clap builds a subcommand's arguments only when that subcommand
+/// runs, so a cache hit does not pay for defining all the others.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum Command {
+    /// Print an ExecCredential for kubectl (use in a kubeconfig `exec` entry)
+    Kubectl(KubectlArgs),
+    /// Act as a git credential helper: `dexcred git get|store|erase|capability`
+    Git(GitArgs),
+    /// Print the token for scripts
+    Token(TokenArgs),
+    /// Log in now (prompting at a terminal), fill the cache and show who you are
+    Login(LoginArgs),
+    /// End the session at the server where possible and delete the cached tokens
+    Logout(LogoutArgs),
+    /// List the cache entries: who, where, and until when (never the tokens)
+    Status(StatusArgs),
+    /// Print or merge a kubeconfig (cluster, user, context) for a PCD-K cluster
+    Kubeconfig(KubeconfigArgs),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
+}
+
+/// Where the cache lives and how talkative to be; shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Cache directory [default: $XDG_CACHE_HOME/dexcred or ~/.cache/dexcred]
+    #[arg(long, env = "DEXCRED_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Explain what happens on stderr (tokens shown only as fingerprints)
+    #[arg(
+        short,
+        long,
+        env = "DEXCRED_VERBOSE",
+        value_parser = FalseyValueParser::new(),
+        default_value_t = false
+    )]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GrantArg {
+    Password,
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuthArg {
+    Post,
+    Basic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFieldArg {
+    #[value(name = "id_token", alias = "id-token")]
+    IdToken,
+    #[value(name = "access_token", alias = "access-token")]
+    AccessToken,
+}
+
+/// Which identity provider, which account, and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct ProviderArgs {
+    /// Platform9 PCD deployment URL, e.g. https://pcd-r1.example.com (Keystone → Dex)
+    #[arg(
+        long,
+        env = "DEXCRED_PCD",
+        value_name = "URL",
+        help_heading = "Identity provider"
+    )]
+    pub pcd: Option<String>,
+
+    /// OpenID Connect issuer URL; endpoints come from its discovery document
+    #[arg(
+        long,
+        env = "DEXCRED_ISSUER",
+        value_name = "URL",
+        help_heading = "Identity provider"
+    )]
+    pub issuer: Option<String>,
+
+    /// OAuth 2.0 token endpoint URL
+    #[arg(
+        long,
+        env = "DEXCRED_TOKEN_URL",
+        value_name = "URL",
+        help_heading = "Identity provider"
+    )]
+    pub token_url: Option<String>,
+
+    /// Keycloak-style logout endpoint (derived from Keycloak token URLs and discovery)
+    #[arg(
+        long,
+        env = "DEXCRED_LOGOUT_URL",
+        value_name = "URL",
+        help_heading = "Identity provider"
+    )]
+    pub logout_url: Option<String>,
+
+    /// OAuth grant [default: password with --username, else client_credentials]
+    #[arg(
+        long,
+        env = "DEXCRED_GRANT",
+        value_enum,
+        help_heading = "Identity provider"
+    )]
+    pub grant: Option<GrantArg>,
+
+    /// User name (for PCD, the Keystone user, usually an email address)
+    #[arg(
+        long,
+        env = "DEXCRED_USERNAME",
+        value_name = "NAME",
+        help_heading = "Account"
+    )]
+    pub username: Option<String>,
+
+    /// Keystone user domain (PCD)
+    #[arg(
+        long,
+        env = "DEXCRED_USER_DOMAIN",
+        value_name = "NAME",
+        default_value = "Default",
+        help_heading = "Account"
+    )]
+    pub user_domain: String,
+
+    /// Keystone project to scope the login to (PCD)
+    #[arg(
+        long,
+        env = "DEXCRED_PROJECT",
+        value_name = "NAME",
+        help_heading = "Account"
+    )]
+    pub project: Option<String>,
+
+    /// Read the password from the first line of FILE (DEXCRED_PASSWORD, if set, wins)
+    #[arg(
+        long,
+        env = "DEXCRED_PASSWORD_FILE",
+        value_name = "FILE",
+        help_heading = "Account"
+    )]
+    pub password_file: Option<PathBuf>,
+
+    /// Run CMD with /bin/sh and use the first line of its output as the password
+    #[arg(
+        long,
+        env = "DEXCRED_PASSWORD_COMMAND",
+        value_name = "CMD",
+        help_heading = "Account"
+    )]
+    pub password_command: Option<String>,
+
+    /// Run CMD for the one-time code (DEXCRED_OTP, if set, wins); sent as `otp`
+    #[arg(
+        long,
+        env = "DEXCRED_OTP_COMMAND",
+        value_name = "CMD",
+        help_heading = "Account"
+    )]
+    pub otp_command: Option<String>,
+
+    /// OAuth client id [default: kubernetes with --pcd]
+    #[arg(
+        long,
+        env = "DEXCRED_CLIENT_ID",
+        value_name = "ID",
+        help_heading = "Client"
+    )]
+    pub client_id: Option<String>,
+
+    /// Read the client secret from FILE (or set DEXCRED_CLIENT_SECRET); with --pcd this skips Keystone
+    #[arg(
+        long,
+        env = "DEXCRED_CLIENT_SECRET_FILE",
+        value_name = "FILE",
+        help_heading = "Client"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// How the client secret is sent: form fields (post) or HTTP Basic
+    #[arg(
+        long,
+        env = "DEXCRED_CLIENT_AUTH",
+        value_enum,
+        default_value = "post",
+        help_heading = "Client"
+    )]
+    pub client_auth: ClientAuthArg,
+
+    /// Dex connector (PCD) [default: default]
+    #[arg(
+        long,
+        env = "DEXCRED_CONNECTOR_ID",
+        value_name = "ID",
+        help_heading = "Client"
+    )]
+    pub connector_id: Option<String>,
+
+    /// Space-separated scopes [default with --pcd: openid offline_access groups email profile]
+    #[arg(
+        long,
+        env = "DEXCRED_SCOPE",
+        value_name = "SCOPES",
+        help_heading = "Client"
+    )]
+    pub scope: Option<String>,
+
+    /// Extra form field for token requests, e.g. audience=api (repeatable; newline-separated in the env var)
+    #[arg(
+        long = "extra-param",
+        env = "DEXCRED_EXTRA_PARAM",
+        value_name = "KEY=VALUE",
+        value_delimiter = '\n',
+        help_heading = "Client"
+    )]
+    pub extra_params: Vec<String>,
+
+    /// Which token to hand out [default: id_token with --pcd, else access_token]
+    #[arg(long, env = "DEXCRED_TOKEN_FIELD", value_enum, help_heading = "Client")]
+    pub token_field: Option<TokenFieldArg>,
+
+    /// PEM file of CA certificates to trust in addition to the system store
+    #[arg(
+        long,
+        env = "DEXCRED_CERTIFICATE_AUTHORITY",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// Do not verify the identity provider's TLS certificate (dangerous; warns)
+    #[arg(
+        long,
+        env = "DEXCRED_INSECURE_SKIP_TLS_VERIFY",
+        value_parser = FalseyValueParser::new(),
+        default_value_t = false,
+        help_heading = "Connection"
+    )]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Time limit for each request to the identity provider, in seconds
+    #[arg(
+        long,
+        env = "DEXCRED_TIMEOUT",
+        value_name = "SECS",
+        default_value = "30",
+        value_parser = parse_seconds,
+        help_heading = "Connection"
+    )]
+    pub timeout: u64,
+
+    /// Longest wait for another dexcred process renewing the same entry, in seconds
+    #[arg(
+        long,
+        env = "DEXCRED_LOCK_TIMEOUT",
+        value_name = "SECS",
+        default_value = "60",
+        value_parser = parse_seconds,
+        help_heading = "Connection"
+    )]
+    pub lock_timeout: u64,
+
+    /// Renew now (refresh token first, like an expired entry) instead of using the cache
+    #[arg(
+        long,
+        env = "DEXCRED_FORCE_REFRESH",
+        value_parser = FalseyValueParser::new(),
+        default_value_t = false,
+        help_heading = "Connection"
+    )]
+    pub force_refresh: bool,
+}
+
+/// Accepts `30`, `30s`, `2m`.
+fn parse_seconds(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, factor) = if let Some(n) = t.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1)
+    } else {
+        (t, 1)
+    };
+    match number.trim().parse::<u64>() {
+        Ok(n) if n > 0 && n <= 3600 => Ok(n * factor),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 1 and 3600 (e.g. 30, 30s, 2m)"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KubectlArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GitAuthArg {
+    /// Bearer when git advertises it (git 2.46+), else Basic
+    Auto,
+    /// Always Bearer (fails with git older than 2.46)
+    Bearer,
+    /// Always Basic: --git-username and the token as password
+    Basic,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GitArgs {
+    /// The action git asks for: get, store, erase or capability (others are ignored)
+    #[arg(value_name = "ACTION")]
+    pub action: String,
+
+    /// How the token is given to git
+    #[arg(
+        long,
+        env = "DEXCRED_GIT_AUTH",
+        value_enum,
+        default_value = "auto",
+        help_heading = "Git"
+    )]
+    pub git_auth: GitAuthArg,
+
+    /// User name sent with the token as password in Basic mode
+    #[arg(
+        long,
+        env = "DEXCRED_GIT_USERNAME",
+        value_name = "NAME",
+        default_value = "oauth2",
+        help_heading = "Git"
+    )]
+    pub git_username: String,
+
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    /// The token alone
+    Raw,
+    /// `Authorization: Bearer <token>`
+    Header,
+    /// {"token":…,"token_type":"Bearer","expiry":…}
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Output format
+    #[arg(long, env = "DEXCRED_FORMAT", value_enum, default_value = "raw")]
+    pub format: TokenFormat,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// Log out of every cache entry
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArgs {
+    /// PCD-K tenant: with --region, the server is {pcd}/oidc-proxy/{tenant}/{region}
+    #[arg(
+        long,
+        env = "DEXCRED_TENANT",
+        value_name = "TENANT",
+        help_heading = "Cluster"
+    )]
+    pub tenant: Option<String>,
+
+    /// PCD-K region
+    #[arg(
+        long,
+        env = "DEXCRED_REGION",
+        value_name = "REGION",
+        help_heading = "Cluster"
+    )]
+    pub region: Option<String>,
+
+    /// The cluster's API server URL (overrides --tenant/--region)
+    #[arg(
+        long,
+        env = "DEXCRED_SERVER",
+        value_name = "URL",
+        help_heading = "Cluster"
+    )]
+    pub server: Option<String>,
+
+    /// The API server's CA certificate (PEM), embedded as certificate-authority-data
+    #[arg(long, value_name = "FILE", help_heading = "Cluster")]
+    pub cluster_certificate_authority: Option<PathBuf>,
+
+    /// Name for the cluster, user and context [default: derived from the server]
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
+    pub name: Option<String>,
+
+    /// Merge into $KUBECONFIG (first file) or ~/.kube/config instead of printing
+    #[arg(long, help_heading = "Cluster")]
+    pub write: bool,
+
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The names the binary answers to, by how it was invoked.
+pub const GIT_HELPER_NAME: &str = "git-credential-dexcred";
+pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-dexcred";
+
+/// Rewrites argv for the names the binary is installed under:
+/// `git-credential-dexcred [flags] <action>` (git's calling convention)
+/// becomes `dexcred git [flags] <action>`; `kubectl-dexcred …` (kubectl's
+/// plugin convention) is `dexcred …`.
+pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("dexcred")
+        .to_string();
+    if args.is_empty() {
+        args.push(OsString::from("dexcred"));
+    }
+    if invoked_as == GIT_HELPER_NAME {
+        args[0] = OsString::from("dexcred");
+        args.insert(1, OsString::from("git"));
+    } else if invoked_as == KUBECTL_PLUGIN_NAME {
+        args[0] = OsString::from("dexcred");
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn git_helper_name_puts_action_last() {
+        let args = normalize_args(
+            [
+                "/usr/bin/git-credential-dexcred",
+                "--pcd",
+                "https://p",
+                "get",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        );
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Git(g) => {
+                assert_eq!(g.action, "get");
+                assert_eq!(g.provider.pcd.as_deref(), Some("https://p"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kubectl_plugin_name_dispatches_subcommands() {
+        let args = normalize_args(["kubectl-dexcred", "status"].map(OsString::from).to_vec());
+        assert!(matches!(
+            Cli::try_parse_from(args).unwrap().command,
+            Command::Status(_)
+        ));
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_seconds("30"), Ok(30));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("5s"), Ok(5));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

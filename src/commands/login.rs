@@ -1,0 +1,108 @@
+//! `dexcred login`: renew now (refresh token first, then the password,
+//! prompting at a terminal), then show who you are and until when.
+
+use crate::cache::Entry;
+use crate::cli::LoginArgs;
+use crate::config::Config;
+use crate::error::Result;
+use crate::jwt;
+use crate::protocol::kubectl::rfc3339;
+use crate::provider::now_secs;
+use crate::session::{self, Issued};
+
+pub fn run(args: &LoginArgs) -> Result<()> {
+    let mut config = Config::from_args(&args.provider, &args.common)?;
+    config.force_refresh = true;
+    let credentials = config.credentials(super::stdin_is_interactive());
+    let issued = session::get_token(&config, &credentials)?;
+    let path = config.store.entry_path(&config.key);
+    super::write_stdout(&summary(
+        &config,
+        &issued,
+        &path.display().to_string(),
+        now_secs(),
+    )?)
+}
+
+/// The human summary: identity claims from the id_token (or the handed-out
+/// token when there is none), and both expiries.
+fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<String> {
+    let entry: &Entry = &issued.entry;
+    let claims = entry
+        .id_token
+        .as_ref()
+        .and_then(|t| jwt::decode(t.value.expose()))
+        .or_else(|| jwt::decode(issued.token.value.expose()))
+        .unwrap_or_default();
+    let who = claims
+        .email
+        .clone()
+        .or(claims.preferred_username.clone())
+        .or(config.key.username.clone())
+        .unwrap_or_else(|| config.key.client_id.clone());
+    let mut out = format!("Logged in to {} as {who}\n", config.key.url);
+    let mut row = |label: &str, value: String| {
+        out.push_str(&format!("  {label:<9}{value}\n"));
+    };
+    if let Some(sub) = &claims.sub {
+        row("subject:", sub.clone());
+    }
+    if let Some(name) = &claims.name {
+        row("name:", name.clone());
+    }
+    if !claims.groups.is_empty() {
+        row("groups:", claims.groups.join(", "));
+    }
+    row(
+        "token:",
+        format!(
+            "{} valid until {} ({} left); renewed automatically from {}",
+            config.field.name(),
+            rfc3339(issued.token.expires_at)?,
+            duration(issued.token.expires_at - now),
+            rfc3339(issued.expires_at)?
+        ),
+    );
+    let session = match (&entry.refresh_token, entry.refresh_expires_at) {
+        (Some(_), Some(at)) => format!(
+            "refresh token valid until {} ({})",
+            rfc3339(at)?,
+            duration(at - now)
+        ),
+        (Some(_), None) => {
+            "refresh token held; the server sets its lifetime (not disclosed)".to_string()
+        }
+        (None, _) => "no refresh token: renewal logs in again".to_string(),
+    };
+    row("session:", session);
+    row("cache:", path.to_string());
+    Ok(out)
+}
+
+/// `1d2h`, `3h4m`, `5m6s`, `7s`; negative durations read `expired`.
+pub fn duration(secs: i64) -> String {
+    if secs <= 0 {
+        return "expired".to_string();
+    }
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(-1), "expired");
+        assert_eq!(duration(7), "7s");
+        assert_eq!(duration(306), "5m6s");
+        assert_eq!(duration(3 * 3600 + 240), "3h4m");
+        assert_eq!(duration(86_400 + 7200), "1d2h");
+    }
+}

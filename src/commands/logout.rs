@@ -1,0 +1,76 @@
+//! `dexcred logout [--all]`: end the session at the server where the
+//! provider allows it, then delete the cached tokens — locally always, even
+//! when the server cannot be reached.
+
+use crate::cli::LogoutArgs;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::provider::Logout;
+use crate::session::{self, LogoutReport};
+
+pub fn run(args: &LogoutArgs) -> Result<()> {
+    if args.all {
+        return all(args);
+    }
+    let config = Config::from_args(&args.provider, &args.common)?;
+    let report = session::logout(&config, &config.credentials(false))?;
+    super::write_stdout(&describe(&config, &report))
+}
+
+fn all(args: &LogoutArgs) -> Result<()> {
+    let store = match &args.common.cache_dir {
+        Some(dir) => crate::cache::Store::new(dir.clone()),
+        None => crate::cache::Store::new(crate::cache::Store::default_dir()?),
+    };
+    let mut out = String::new();
+    let mut count = 0;
+    for (path, parsed) in store.list()? {
+        match parsed {
+            Ok(entry) => {
+                let config = Config::for_key(entry.key, &args.provider, &args.common)?;
+                let report = session::logout(&config, &config.credentials(false))?;
+                out.push_str(&describe(&config, &report));
+            }
+            Err(reason) => {
+                store.remove_file(
+                    &path,
+                    std::time::Duration::from_secs(args.provider.lock_timeout),
+                )?;
+                out.push_str(&format!("Deleted an unreadable cache entry ({reason}).\n"));
+            }
+        }
+        count += 1;
+    }
+    if count == 0 {
+        out.push_str(&format!("No cached tokens in {}.\n", store.dir().display()));
+    }
+    super::write_stdout(&out)
+}
+
+fn describe(config: &Config, report: &LogoutReport) -> String {
+    let mut out = String::new();
+    match &report.server {
+        Some(Logout::Ended(what)) => out.push_str(&format!("Logged out: {what}.\n")),
+        Some(Logout::NotSupported(why)) => {
+            out.push_str(&format!("Not logged out at the server: {why}.\n"))
+        }
+        Some(Logout::Failed(why)) => {
+            config.log.warn(
+                &Error::provider(format!(
+                    "could not end the session at the server ({why}); it ends when it expires"
+                ))
+                .one_line(),
+            );
+        }
+        None => {}
+    }
+    if report.deleted {
+        out.push_str(&format!(
+            "Deleted the cached tokens for {}.\n",
+            config.account
+        ));
+    } else {
+        out.push_str(&format!("No cached tokens for {}.\n", config.account));
+    }
+    out
+}

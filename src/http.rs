@@ -1,0 +1,456 @@
+//! The HTTP client: one ureq agent per run, TLS verified against the system
+//! store plus `--certificate-authority`, bounded in time and in response size.
+//!
+//! Only the renewal path builds an [`Http`]; a cache hit never touches the
+//! network or even loads the system certificate store.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ureq::Agent;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::error::{Error, Result, one_line};
+use crate::log::Log;
+
+/// Largest response body we read. Token responses are a few KiB; a server
+/// that sends more is broken or hostile, and must not exhaust memory.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Form fields whose values are secrets. If a server echoes one back in an
+/// error body, it is blanked before the body can reach a message.
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "client_secret",
+    "refresh_token",
+    "otp",
+    "totp",
+    "token",
+];
+
+/// How server-supplied text is shortened before it reaches the user.
+const MAX_REASON_CHARS: usize = 200;
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// Extra PEM CA certificates, trusted in addition to the system store.
+    pub certificate_authority: Option<PathBuf>,
+    /// Accept any certificate. Warned about on every use.
+    pub insecure_skip_verify: bool,
+}
+
+/// A finished exchange: the status and (bounded) body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    /// What was requested, for messages (`POST https://…/dex/token`).
+    pub what: String,
+}
+
+pub struct Http {
+    agent: Agent,
+    timeout: Duration,
+    log: Log,
+}
+
+impl Http {
+    pub fn new(tls: &TlsOptions, timeout: Duration, log: Log) -> Result<Http> {
+        let tls_config = tls_config(tls, log)?;
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            // A token endpoint that redirects is misconfigured, and following
+            // a redirect with a password in the body is how it leaks.
+            .max_redirects(0)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("dexcred/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json")
+            .tls_config(tls_config)
+            .build();
+        Ok(Http {
+            agent: config.into(),
+            timeout,
+            log,
+        })
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` body, optionally with
+    /// HTTP Basic client authentication (RFC 6749 §2.3.1: each part is
+    /// form-urlencoded before base64, which Dex and Keycloak both expect).
+    pub fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<Response> {
+        let what = format!("POST {url}");
+        self.log.debug(format_args!(
+            "{what} (form fields: {})",
+            form.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+        ));
+        let mut request = self.agent.post(url);
+        if let Some((id, secret)) = basic {
+            request = request.header("Authorization", basic_auth(id, secret));
+        }
+        let result = request.send_form(form.iter().copied());
+        let mut secrets: Vec<&str> = form
+            .iter()
+            .filter(|(k, _)| SECRET_FIELDS.contains(k))
+            .map(|(_, v)| *v)
+            .collect();
+        secrets.extend(basic.map(|(_, secret)| secret));
+        self.finish(what, result).map(|r| r.redacted(&secrets))
+    }
+
+    /// POSTs JSON; `secrets` are values inside `body` that must not come
+    /// back to the user even if the server echoes them.
+    pub fn post_json(&self, url: &str, body: &str, secrets: &[&str]) -> Result<Response> {
+        let what = format!("POST {url}");
+        self.log.debug(format_args!("{what}"));
+        let request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        let result = request.send(body);
+        self.finish(what, result).map(|r| r.redacted(secrets))
+    }
+
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        let what = format!("GET {url}");
+        self.log.debug(format_args!("{what}"));
+        let mut request = self.agent.get(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let result = request.call();
+        self.finish(what, result)
+    }
+
+    fn finish(
+        &self,
+        what: String,
+        result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response> {
+        let mut response = result.map_err(|e| self.transport_error(&what, e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.transport_error(&what, e))?;
+        self.log.debug(format_args!("{what} -> {status}"));
+        Ok(Response {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            headers,
+            what,
+        })
+    }
+
+    /// Maps a transport failure to one actionable line. These are all
+    /// "could not reach" errors: the caller may fall back to a still-valid
+    /// cached token.
+    fn transport_error(&self, what: &str, e: ureq::Error) -> Error {
+        let detail = match &e {
+            ureq::Error::Timeout(_) => format!(
+                "no complete answer within {}s (raise --timeout if the server is just slow)",
+                self.timeout.as_secs()
+            ),
+            ureq::Error::HostNotFound => "host name not found".to_string(),
+            ureq::Error::ConnectionFailed => "connection failed".to_string(),
+            ureq::Error::Io(io) => io_detail(io),
+            ureq::Error::Rustls(tls) => tls_detail(&tls.to_string()),
+            ureq::Error::Tls(tls) => tls_detail(tls),
+            ureq::Error::BodyExceedsLimit(_) => {
+                format!("the response is larger than {MAX_BODY_BYTES} bytes")
+            }
+            ureq::Error::BadUri(uri) => format!("invalid URL {uri}"),
+            other => other.to_string(),
+        };
+        Error::provider(format!("{what} failed: {detail}"))
+    }
+}
+
+fn io_detail(io: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionRefused => {
+            "connection refused (is the URL right and the server up?)".into()
+        }
+        ErrorKind::TimedOut => "timed out".into(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+            "the server closed the connection without a complete answer".into()
+        }
+        _ => {
+            let text = io.to_string();
+            if text.contains("certificate") || text.contains("Certificate") {
+                tls_detail(&text)
+            } else {
+                text
+            }
+        }
+    }
+}
+
+fn tls_detail(text: &str) -> String {
+    format!("TLS error: {text}; if the server uses a private CA, pass --certificate-authority FILE")
+}
+
+fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = format!("{}:{}", enc(id), enc(secret));
+    format!("Basic {}", STANDARD.encode(raw))
+}
+
+fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
+    if options.insecure_skip_verify {
+        log.warn(
+            "--insecure-skip-tls-verify is set: the identity provider's certificate is not checked, \
+             so anyone on the network path can read your password and tokens",
+        );
+        return Ok(TlsConfig::builder().disable_verification(true).build());
+    }
+    let mut roots: Vec<Certificate<'static>> = Vec::new();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        roots.push(Certificate::from_der(cert.as_ref()).to_owned());
+    }
+    if let Some(path) = &options.certificate_authority {
+        let extra = read_ca_file(path)?;
+        log.debug(format_args!(
+            "trusting {} certificate(s) from {} in addition to {} system root(s)",
+            extra.len(),
+            path.display(),
+            roots.len()
+        ));
+        roots.extend(extra);
+    }
+    if roots.is_empty() {
+        return Err(Error::local(
+            "no trusted CA certificates: the system store is empty or unreadable; \
+             install ca-certificates or pass --certificate-authority FILE",
+        ));
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .build())
+}
+
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read --certificate-authority {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::usage(format!(
+            "--certificate-authority {} contains no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+impl Response {
+    /// Replaces every occurrence of the given secrets in the body. Only
+    /// error bodies are shown to users, but a token response legitimately
+    /// contains a new refresh token, so only non-2xx bodies are touched.
+    fn redacted(mut self, secrets: &[&str]) -> Response {
+        if !self.is_success() {
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                self.body = self.body.replace(secret, "[redacted]");
+            }
+        }
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The OAuth error code (`error`) when the body is a JSON object with a
+    /// string `error`.
+    pub fn oauth_error(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        value.get("error")?.as_str().map(str::to_string)
+    }
+
+    /// The server's own explanation of a failure, in one short line. Knows
+    /// the error shapes of every provider dexcred talks to:
+    /// OAuth (`error`, `error_description`), the Basic client-credentials
+    /// service (`errorDescription`), Keystone (`{"error":{"message":…}}`),
+    /// PCD's resmgr (`{"message":…}`), and non-JSON bodies such as HTML
+    /// error pages from a proxy (their `<title>` or text).
+    pub fn reason(&self) -> String {
+        let text = match serde_json::from_str::<serde_json::Value>(&self.body) {
+            Ok(json) => json_reason(&json),
+            Err(_) => html_or_text_reason(&self.body),
+        };
+        let text = one_line(&text);
+        let status = format!("HTTP {}", self.status);
+        if text.is_empty() {
+            status
+        } else {
+            format!("{status}: {}", truncate(&text, MAX_REASON_CHARS))
+        }
+    }
+}
+
+fn json_reason(json: &serde_json::Value) -> String {
+    let s = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let description = s(json.get("error_description"))
+        .or_else(|| s(json.get("errorDescription")))
+        .or_else(|| s(json.get("message")));
+    match json.get("error") {
+        Some(serde_json::Value::String(code)) => match description {
+            Some(d) if !d.is_empty() => format!("{code}: {d}"),
+            _ => code.clone(),
+        },
+        Some(serde_json::Value::Object(inner)) => s(inner.get("message"))
+            .or_else(|| s(inner.get("title")))
+            .unwrap_or_default(),
+        _ => description.unwrap_or_default(),
+    }
+}
+
+fn html_or_text_reason(body: &str) -> String {
+    let lower = body.to_ascii_lowercase();
+    if let (Some(start), Some(end)) = (lower.find("<title>"), lower.find("</title>"))
+        && start + 7 <= end
+    {
+        return body[start + 7..end].to_string();
+    }
+    // Strip tags crudely: enough to turn an error page into its words.
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars().take(4096) {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut t: String = text.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            body: body.to_string(),
+            headers: vec![("X-Subject-Token".into(), "abc".into())],
+            what: "POST x".into(),
+        }
+    }
+
+    #[test]
+    fn reasons_for_every_known_error_shape() {
+        let cases = [
+            (
+                r#"{"error":"invalid_request","error_description":"Could not login user"}"#,
+                "HTTP 400: invalid_request: Could not login user",
+            ),
+            (
+                r#"{"error":"unsupported_grant_type"}"#,
+                "HTTP 400: unsupported_grant_type",
+            ),
+            (
+                r#"{"error":"Forbidden","errorDescription":"permission denied"}"#,
+                "HTTP 400: Forbidden: permission denied",
+            ),
+            (
+                r#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#,
+                "HTTP 400: The request you have made requires authentication.",
+            ),
+            (
+                r#"{"message":"bad token","code":401}"#,
+                "HTTP 400: bad token",
+            ),
+            (
+                "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                "HTTP 400: 502 Bad Gateway",
+            ),
+            (
+                "<p>Down\nfor\tmaintenance</p>",
+                "HTTP 400: Down for maintenance",
+            ),
+            ("", "HTTP 400"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(response(400, body).reason(), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let r = response(500, &"x".repeat(1000)).reason();
+        assert!(r.chars().count() < MAX_REASON_CHARS + 20);
+    }
+
+    #[test]
+    fn basic_auth_urlencodes_before_base64() {
+        // RFC 6749 §2.3.1: "a b:c" → "a+b%3Ac"
+        let header = basic_auth("my client", "p:w");
+        let decoded = STANDARD
+            .decode(header.trim_start_matches("Basic "))
+            .unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), "my+client:p%3Aw");
+    }
+
+    #[test]
+    fn echoed_secrets_are_blanked_in_error_bodies_only() {
+        let r = response(
+            400,
+            r#"{"error":"invalid_grant","error_description":"bad password hunter2"}"#,
+        )
+        .redacted(&["hunter2"]);
+        assert!(!r.reason().contains("hunter2"), "{}", r.reason());
+        let ok = response(200, r#"{"refresh_token":"hunter2"}"#).redacted(&["hunter2"]);
+        assert!(ok.body.contains("hunter2"));
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        assert_eq!(response(201, "").header("x-subject-token"), Some("abc"));
+    }
+}

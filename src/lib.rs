@@ -1,0 +1,50 @@
+//! dexcred: bearer tokens from Dex/OIDC identity providers for kubectl (exec
+//! credential plugin), git (credential helper) and scripts, from a locked,
+//! crash-safe local cache.
+//!
+//! Layers, from the outside in:
+//! - [`cli`] parses the command line; [`commands`] runs one subcommand;
+//! - [`protocol`] speaks kubectl's and git's wire formats;
+//! - [`session`] is the use case: cache hit, or lock → re-read → renew;
+//! - [`cache`] stores entries atomically and holds the per-entry lock;
+//! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
+//!   [`http`];
+//! - [`jwt`], [`secret`], [`log`] and [`error`] support all of them.
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod log;
+pub mod protocol;
+pub mod provider;
+pub mod secret;
+pub mod session;
+
+use std::ffi::OsString;
+
+/// Runs dexcred with `args` (argv including the program name) and returns
+/// the process exit code. Errors are printed here, once, as one line.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    use clap::Parser;
+    let args = cli::normalize_args(args);
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout (exit 0) and usage errors
+            // on stderr (exit 2).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match commands::run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("dexcred: {}", e.one_line());
+            e.exit_code()
+        }
+    }
+}
