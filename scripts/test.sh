@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: unit, property and end-to-end tests
+# (real kubectl and git against loopback servers, and the oidc-provider
+# npm package). Installs the test-only npm packages on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in kubectl git node npm cargo; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
+done
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test.sh: cargo-nextest is required (cargo install cargo-nextest --locked)" >&2
+  exit 1
+fi
+
+if [ -f tests/oidc/package-lock.json ] && [ ! -d tests/oidc/node_modules ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --profile ci "$@"
+cargo test --workspace --doc --locked

@@ -1,0 +1,222 @@
+//! Shared helpers for the end-to-end tests: run the real dexcred binary in
+//! an isolated HOME, find the real kubectl and git binaries (a missing one
+//! is a test failure, never a skip), and check the "one line on stderr,
+//! nothing on stdout" rule for failures.
+//!
+//! Each test file includes this with `mod common;` and uses what it needs.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD};
+
+/// The dexcred binary built for this test run.
+pub fn dexcred_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dexcred"))
+}
+
+/// An isolated user environment: a temporary HOME with its own cache
+/// directory, and a `bin/` holding `dexcred`, `git-credential-dexcred` and
+/// `kubectl-dexcred` links, first on PATH.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("dexcred-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("create bin dir");
+        for name in ["dexcred", "git-credential-dexcred", "kubectl-dexcred"] {
+            std::os::unix::fs::symlink(dexcred_bin(), bin.join(name)).expect("link dexcred");
+        }
+        std::fs::create_dir_all(dir.path().join("home")).expect("create home");
+        Env { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// The default cache directory under this HOME (XDG_CACHE_HOME is set
+    /// to `$HOME/.cache`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.home().join(".cache").join("dexcred")
+    }
+
+    /// PATH with our bin dir first, then the system's.
+    pub fn path_var(&self) -> String {
+        format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.bin_dir().display()
+        )
+    }
+
+    /// Applies the isolated environment to any command: a clean env with
+    /// HOME, PATH and XDG_CACHE_HOME, no DEXCRED_*, no CI, no proxies.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("HOME", self.home())
+            .env("XDG_CACHE_HOME", self.home().join(".cache"))
+            .env("PATH", self.path_var())
+            .env("LANG", "C.UTF-8")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null());
+    }
+
+    /// `dexcred <args>` in the isolated environment.
+    pub fn dexcred<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(dexcred_bin());
+        self.apply(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The cache entry files currently on disk.
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(self.cache_dir()) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// Runs a command to completion and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// Asserts the documented failure shape: the given exit code, nothing on
+/// stdout, exactly one line on stderr starting with `dexcred: `. Returns
+/// that line.
+pub fn fails_with(out: &Output, code: i32) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\nstdout: {}\nstderr: {err}",
+        stdout(out)
+    );
+    assert!(out.stdout.is_empty(), "stdout must be empty on failure: {}", stdout(out));
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("warning:")).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line expected on stderr:\n{err}");
+    assert!(lines[0].starts_with("dexcred: "), "{err}");
+    lines[0].to_string()
+}
+
+/// The gcloud SDK directory holding the versioned kubectl binaries.
+pub fn kubectl_dir() -> PathBuf {
+    let link = std::fs::canonicalize("/usr/bin/kubectl")
+        .expect("kubectl must be installed: /usr/bin/kubectl is missing");
+    link.parent().expect("kubectl dir").to_path_buf()
+}
+
+/// A versioned kubectl (`"1.33"`), or `"dispatcher"` for /usr/bin/kubectl.
+/// Panics (fails the test) when missing: CI must have kubectl.
+pub fn kubectl(version: &str) -> PathBuf {
+    let path = if version == "dispatcher" {
+        PathBuf::from("/usr/bin/kubectl")
+    } else {
+        kubectl_dir().join(format!("kubectl.{version}"))
+    };
+    assert!(path.exists(), "kubectl {version} is missing at {}", path.display());
+    path
+}
+
+/// git 2.47 (speaks `authtype`, Bearer).
+pub fn git_new() -> PathBuf {
+    let p = PathBuf::from("/usr/local/bin/git");
+    assert!(p.exists(), "git 2.47 is missing at /usr/local/bin/git");
+    p
+}
+
+/// git 2.39 (Basic only).
+pub fn git_old() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/git");
+    assert!(p.exists(), "git 2.39 is missing at /usr/bin/git");
+    p
+}
+
+/// Reads a cache entry file as JSON.
+pub fn read_entry(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("read cache entry");
+    serde_json::from_str(&text).expect("cache entry is JSON")
+}
+
+/// Rewrites a cache entry in place (keeping its 0600 mode) — used to make a
+/// token look expired without waiting for it.
+pub fn edit_entry(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut value = read_entry(path);
+    edit(&mut value);
+    let tmp = path.with_extension("edit");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .expect("create edited entry");
+    std::io::Write::write_all(&mut f, value.to_string().as_bytes()).expect("write entry");
+    std::fs::rename(&tmp, path).expect("replace entry");
+}
+
+/// Marks every token in the entry as already past its refresh margin but
+/// (optionally) still alive, without touching the refresh token.
+pub fn age_tokens(path: &Path, still_alive_for_secs: i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    edit_entry(path, |e| {
+        for field in ["id_token", "access_token"] {
+            if let Some(t) = e.get_mut(field).filter(|t| t.is_object()) {
+                t["issued_at"] = serde_json::json!(now - 3600);
+                t["expires_at"] = serde_json::json!(now + still_alive_for_secs);
+            }
+        }
+    });
+}
