@@ -20,4 +20,3 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --profile ci "$@"
-cargo test --workspace --doc --locked

@@ -86,7 +86,9 @@ pub enum Command {
     Man,
 }
 
-/// Where the cache lives and how talkative to be; shared by every command.
+// Where the cache lives and how talkative to be; shared by every command.
+// (A plain comment, not a doc comment: clap turns a flattened struct's doc
+// comment into the `about` of every deferred subcommand that flattens it.)
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Cache directory [default: $XDG_CACHE_HOME/dexcred or ~/.cache/dexcred]
@@ -125,7 +127,9 @@ pub enum TokenFieldArg {
     AccessToken,
 }
 
-/// Which identity provider, which account, and how to reach it.
+// Which identity provider, which account, and how to reach it.
+// (A plain comment, not a doc comment: clap turns a flattened struct's doc
+// comment into the `about` of every deferred subcommand that flattens it.)
 #[derive(Debug, Clone, Args)]
 pub struct ProviderArgs {
     /// Platform9 PCD deployment URL, e.g. https://pcd-r1.example.com (Keystone → Dex)

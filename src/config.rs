@@ -108,6 +108,9 @@ impl Config {
                 ));
             }
             (Some(GrantArg::Password), _) | (None, Some(_)) => GrantKind::Password,
+            // PCD logs in with a password only: without --username that is
+            // a usage error below, not a client-credentials login.
+            (None, None) if is_pcd => GrantKind::Password,
             (Some(GrantArg::ClientCredentials), _) | (None, None) => GrantKind::ClientCredentials,
         };
         let username = non_empty(&p.username);
@@ -421,6 +424,13 @@ mod tests {
         assert_eq!(c.field, TokenField::AccessToken);
         let e = config(&["--token-url", "https://kc/token"]).unwrap_err();
         assert!(e.message().contains("--client-id"), "{e}");
+    }
+
+    #[test]
+    fn pcd_without_username_is_a_usage_error() {
+        let e = config(&["--pcd", "https://pcd.example"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message().contains("--username"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use ureq::Agent;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
+use crate::config::is_loopback;
 use crate::error::{Error, Result, one_line};
 use crate::log::Log;
 
@@ -86,6 +87,7 @@ impl Http {
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> Result<Response> {
+        check_transport(url)?;
         let what = format!("POST {url}");
         self.log.debug(format_args!(
             "{what} (form fields: {})",
@@ -108,6 +110,7 @@ impl Http {
     /// POSTs JSON; `secrets` are values inside `body` that must not come
     /// back to the user even if the server echoes them.
     pub fn post_json(&self, url: &str, body: &str, secrets: &[&str]) -> Result<Response> {
+        check_transport(url)?;
         let what = format!("POST {url}");
         self.log.debug(format_args!("{what}"));
         let request = self
@@ -119,6 +122,7 @@ impl Http {
     }
 
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        check_transport(url)?;
         let what = format!("GET {url}");
         self.log.debug(format_args!("{what}"));
         let mut request = self.agent.get(url);
@@ -126,7 +130,9 @@ impl Http {
             request = request.header(*k, *v);
         }
         let result = request.call();
-        self.finish(what, result)
+        // Header values sent here are credentials (Keystone's token).
+        let secrets: Vec<&str> = headers.iter().map(|(_, v)| *v).collect();
+        self.finish(what, result).map(|r| r.redacted(&secrets))
     }
 
     fn finish(
@@ -178,6 +184,22 @@ impl Http {
         };
         Error::provider(format!("{what} failed: {detail}"))
     }
+}
+
+/// Every request carries a password, a secret or a token, so plain http is
+/// allowed only to this machine. URLs from the command line are checked when
+/// parsed; this also covers URLs a server supplied (OpenID discovery).
+fn check_transport(url: &str) -> Result<()> {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return Ok(()); // ureq reports a malformed URL itself
+    };
+    if uri.scheme_str() == Some("http") && !uri.host().is_some_and(is_loopback) {
+        return Err(Error::provider(format!(
+            "refusing to send credentials to {url} over plain http; the identity provider \
+             must use https"
+        )));
+    }
+    Ok(())
 }
 
 fn io_detail(io: &std::io::Error) -> String {
@@ -274,7 +296,9 @@ impl Response {
     fn redacted(mut self, secrets: &[&str]) -> Response {
         if !self.is_success() {
             for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                self.body = self.body.replace(secret, "[redacted]");
+                for echoed in echo_forms(secret) {
+                    self.body = self.body.replace(&echoed, "[redacted]");
+                }
             }
         }
         self
@@ -317,6 +341,59 @@ impl Response {
             format!("{status}: {}", truncate(&text, MAX_REASON_CHARS))
         }
     }
+}
+
+/// The forms in which a server may echo a secret it was sent: as is,
+/// JSON-escaped (which `reason` would decode back into the secret) the way
+/// serde, Go (`\u003c` for `<`, `>`, `&`) and Python (`\u00e9` for anything
+/// non-ASCII) write it, form-urlencoded, percent-encoded and HTML-escaped.
+fn echo_forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json
+        .strip_prefix('"')
+        .and_then(|j| j.strip_suffix('"'))
+        .unwrap_or(secret)
+        .to_string();
+    let go = json
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let ascii_only = |text: &str| {
+        let mut out = String::new();
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out
+    };
+    let (python, go_ascii) = (ascii_only(&json), ascii_only(&go));
+    let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let percent = form.replace('+', "%20");
+    let html = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let mut forms = vec![
+        secret.to_string(),
+        json,
+        go,
+        python,
+        go_ascii,
+        form,
+        percent,
+        html,
+    ];
+    forms.sort();
+    forms.dedup();
+    // Longest first, so a form containing another is replaced whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
 }
 
 fn json_reason(json: &serde_json::Value) -> String {
@@ -447,6 +524,42 @@ mod tests {
         assert!(!r.reason().contains("hunter2"), "{}", r.reason());
         let ok = response(200, r#"{"refresh_token":"hunter2"}"#).redacted(&["hunter2"]);
         assert!(ok.body.contains("hunter2"));
+    }
+
+    #[test]
+    fn escaped_and_encoded_echoes_are_blanked_too() {
+        let secret = "p&ss<w>rd \"q\\ é";
+        let go = r#"{"error":"invalid_grant","error_description":"bad: p\u0026ss\u003cw\u003erd \"q\\ é"}"#;
+        let python = r#"{"error":{"message":"bad: p&ss<w>rd \"q\\ \u00e9","code":401}}"#;
+        let serde = serde_json::json!({"error": "x", "error_description": secret}).to_string();
+        let form = "password=p%26ss%3Cw%3Erd+%22q%5C+%C3%A9";
+        let html = "<p>bad p&amp;ss&lt;w&gt;rd &quot;q\\ é</p>";
+        for body in [go, python, &serde, form, html] {
+            let r = response(401, body).redacted(&[secret]);
+            let reason = r.reason();
+            assert!(!reason.contains(secret), "{body} -> {reason}");
+            assert!(reason.contains("[redacted]"), "{body} -> {reason}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://idp.example/token",
+            "http://127.0.0.1:5556/dex/token",
+            "http://localhost/token",
+            "http://[::1]:8080/token",
+        ] {
+            assert!(check_transport(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example/token",
+            "http://0.0.0.0:9/token",
+            "http://10.0.0.1/",
+        ] {
+            let e = check_transport(bad).unwrap_err();
+            assert!(e.message().contains("plain http"), "{e}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jwt;
+pub mod kubeconfig;
 pub mod log;
 pub mod protocol;
 pub mod provider;

@@ -19,7 +19,7 @@
 //! The cache is written only with complete new results; a failed renewal
 //! leaves the entry exactly as it was.
 
-use crate::cache::{Entry, EntryLock, Loaded, StoredToken};
+use crate::cache::{Entry, EntryLock, Loaded, StoredToken, TokenField};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Http;
@@ -146,9 +146,26 @@ fn renew(
         ));
         match provider.refresh(&ctx, &mut working, &refresh_token) {
             Ok(grant) => {
+                // A response without the token we hand out must not make
+                // the previous (expired) one look renewed. Only a rotated
+                // refresh token in it is worth saving.
+                let lacks_field = match config.field {
+                    TokenField::IdToken => grant.id_token.is_none(),
+                    TokenField::AccessToken => grant.access_token.is_none(),
+                };
+                let rotated = grant
+                    .refresh_token
+                    .as_ref()
+                    .is_some_and(|t| Some(t) != working.refresh_token.as_ref());
+                if lacks_field && !rotated {
+                    return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
+                }
                 provider::apply_grant(&mut working, grant, now_secs(), false);
                 config.store.save(lock, &working)?;
                 log.debug(format_args!("refreshed; new tokens saved"));
+                if lacks_field {
+                    return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
+                }
                 return issue(config, working);
             }
             Err(RefreshError::Unavailable(error)) => {
@@ -207,11 +224,15 @@ fn issue(config: &Config, entry: Entry) -> Result<Issued> {
             let token = token.clone();
             Ok(Issued::fresh(entry, token))
         }
-        None => Err(Error::provider(format!(
-            "the identity provider's response has no {}; choose the token with --token-field",
-            config.field.name()
-        ))),
+        None => Err(no_token_error(config)),
     }
+}
+
+fn no_token_error(config: &Config) -> Error {
+    Error::provider(format!(
+        "the identity provider's response has no {}; choose the token with --token-field",
+        config.field.name()
+    ))
 }
 
 /// When renewal fails but the cached token is still alive, hand it out with

@@ -242,3 +242,28 @@ fn float_exp_is_read() {
     let t = jwt_with(&serde_json::json!({"exp": 1.7e9}));
     assert_eq!(jwt::decode(&t).unwrap().exp, Some(1_700_000_000));
 }
+
+// Server error bodies are untrusted text that ends up in the one error line
+// users see: whatever a server sends, the reason is one short printable
+// line that starts with the status.
+proptest! {
+    #[test]
+    fn error_reason_is_one_short_printable_line(
+        status in 400u16..600,
+        before in "\\PC{0,100}",
+        title in "\\PC{0,300}",
+        after in "\\PC{0,2000}",
+        html in any::<bool>(),
+    ) {
+        let body = if html {
+            format!("{before}<TITLE>{title}</title>{after}")
+        } else {
+            serde_json::json!({"error": before, "error_description": format!("{title}{after}")})
+                .to_string()
+        };
+        let reason = response(status, body).reason();
+        prop_assert!(reason.starts_with(&format!("HTTP {status}")), "{}", reason);
+        prop_assert!(!reason.chars().any(char::is_control), "{:?}", reason);
+        prop_assert!(reason.chars().count() <= 300, "{}", reason.len());
+    }
+}

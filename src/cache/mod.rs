@@ -160,7 +160,14 @@ impl Store {
         file.write_all(&json).map_err(fail)?;
         file.sync_all().map_err(fail)?;
         drop(file);
-        fs::rename(&tmp, &path).map_err(fail)?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            // Something rename cannot replace (a directory) is in the way.
+            let _ = fs::remove_file(&tmp);
+            Error::local(format!(
+                "cannot replace the cache entry {}: {e}; remove it",
+                path.display()
+            ))
+        })?;
         sync_dir(&self.dir).map_err(fail)
     }
 

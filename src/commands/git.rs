@@ -92,9 +92,7 @@ fn refuse_cleartext(request: &Request) -> Result<()> {
 /// may prompt on /dev/tty when one exists, unless git or the environment
 /// says this run is unattended.
 fn git_may_prompt() -> bool {
-    if std::env::var("GIT_TERMINAL_PROMPT")
-        .is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"))
-    {
+    if std::env::var_os("GIT_TERMINAL_PROMPT").is_some_and(|v| git_false(&v.to_string_lossy())) {
         return false;
     }
     if super::ci_environment() {
@@ -105,4 +103,31 @@ fn git_may_prompt() -> bool {
         .write(true)
         .open("/dev/tty")
         .is_ok()
+}
+
+/// Whether git reads `value` as boolean false, as it does for
+/// GIT_TERMINAL_PROMPT: `false`, `no`, `off` (any case), an integer 0, or
+/// the empty string.
+fn git_false(value: &str) -> bool {
+    let v = value.trim();
+    v.is_empty()
+        || ["false", "no", "off"]
+            .iter()
+            .any(|f| v.eq_ignore_ascii_case(f))
+        || v.parse::<i64>() == Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::git_false;
+
+    #[test]
+    fn git_boolean_false_spellings() {
+        for v in ["0", "false", "FALSE", "no", "Off", "", "00", " 0"] {
+            assert!(git_false(v), "{v:?}");
+        }
+        for v in ["1", "true", "yes", "on", "2", "maybe"] {
+            assert!(!git_false(v), "{v:?}");
+        }
+    }
 }

@@ -47,6 +47,9 @@ fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<Str
     if let Some(sub) = &claims.sub {
         row("subject:", sub.clone());
     }
+    if let Some(email) = &claims.email {
+        row("email:", email.clone());
+    }
     if let Some(name) = &claims.name {
         row("name:", name.clone());
     }

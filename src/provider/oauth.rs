@@ -200,6 +200,27 @@ impl OAuth {
         self.post_end(ctx, url, &fields, "revoked the refresh token")
     }
 
+    /// Client credentials have no login session to end (a refresh token
+    /// some servers return anyway has no user behind it). Where the server
+    /// advertises RFC 7009 revocation, the access token is revoked so it
+    /// stops working now; otherwise it simply expires.
+    fn client_logout(&self, ctx: &Context<'_>, entry: &Entry) -> Logout {
+        let revocation = entry.endpoints.as_ref().and_then(|e| e.revocation.as_ref());
+        match (revocation, &entry.access_token) {
+            (Some(url), Some(token)) => {
+                let fields = [
+                    ("token", token.value.expose()),
+                    ("token_type_hint", "access_token"),
+                ];
+                self.post_end(ctx, url, &fields, "revoked the access token")
+            }
+            _ => Logout::NotSupported(
+                "client-credentials tokens belong to no login session; they end when they expire"
+                    .to_string(),
+            ),
+        }
+    }
+
     fn post_end(
         &self,
         ctx: &Context<'_>,
@@ -288,10 +309,31 @@ fn parse_discovery(body: &str) -> Option<Endpoints> {
 
 impl Provider for OAuth {
     fn login(&self, ctx: &Context<'_>, entry: &mut Entry) -> Result<Grant> {
-        let endpoints = self.endpoints(ctx, entry, true)?;
         match self.grant {
-            GrantKind::Password => self.password_login(ctx, &endpoints.token),
-            GrantKind::ClientCredentials => self.client_credentials(ctx, &endpoints.token),
+            // A password login is rare (first use, or the session ended):
+            // a good moment to pick up changed endpoints.
+            GrantKind::Password => {
+                let endpoints = self.endpoints(ctx, entry, true)?;
+                self.password_login(ctx, &endpoints.token)
+            }
+            // Client-credentials tokens are renewed by asking again, on
+            // every expiry: like a refresh, that uses the saved endpoints,
+            // and asks discovery again only if they no longer work.
+            GrantKind::ClientCredentials => {
+                let had_saved = entry.endpoints.is_some();
+                let endpoints = self.endpoints(ctx, entry, false)?;
+                match self.client_credentials(ctx, &endpoints.token) {
+                    Err(e) if had_saved && matches!(self.endpoint, Endpoint::Issuer(_)) => {
+                        match self.endpoints(ctx, entry, true) {
+                            Ok(found) if found.token != endpoints.token => {
+                                self.client_credentials(ctx, &found.token)
+                            }
+                            _ => Err(e),
+                        }
+                    }
+                    result => result,
+                }
+            }
         }
     }
 
@@ -319,6 +361,9 @@ impl Provider for OAuth {
     }
 
     fn logout(&self, ctx: &Context<'_>, entry: &Entry) -> Logout {
+        if self.grant == GrantKind::ClientCredentials {
+            return self.client_logout(ctx, entry);
+        }
         let Some(refresh_token) = &entry.refresh_token else {
             return Logout::NotSupported("there is no session at the server to end".to_string());
         };

@@ -235,7 +235,18 @@ impl Provider for Pcd {
             &ClientAuth::Post(secret.clone()),
             &fields,
         )
-        .map_err(TokenError::into_refresh_error)
+        .map_err(|e| {
+            // The cached client secret was rotated: forget it, so the login
+            // that follows fetches the new one at once instead of first
+            // sending the password with a secret Dex just refused.
+            if self.static_secret.is_none() && e.oauth_code().as_deref() == Some("invalid_client") {
+                ctx.log.debug(format_args!(
+                    "Dex rejected the cached client secret; it will be fetched again"
+                ));
+                entry.client_secret = None;
+            }
+            e.into_refresh_error()
+        })
     }
 
     fn logout(&self, _ctx: &Context<'_>, _entry: &Entry) -> Logout {

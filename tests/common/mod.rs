@@ -4,7 +4,7 @@
 //! nothing on stdout" rule for failures.
 //!
 //! Each test file includes this with `mod common;` and uses what it needs.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -141,9 +141,17 @@ pub fn fails_with(out: &Output, code: i32) -> String {
         "exit code\nstdout: {}\nstderr: {err}",
         stdout(out)
     );
-    assert!(out.stdout.is_empty(), "stdout must be empty on failure: {}", stdout(out));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must be empty on failure: {}",
+        stdout(out)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.contains("warning:")).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line expected on stderr:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one error line expected on stderr:\n{err}"
+    );
     assert!(lines[0].starts_with("dexcred: "), "{err}");
     lines[0].to_string()
 }
@@ -163,7 +171,11 @@ pub fn kubectl(version: &str) -> PathBuf {
     } else {
         kubectl_dir().join(format!("kubectl.{version}"))
     };
-    assert!(path.exists(), "kubectl {version} is missing at {}", path.display());
+    assert!(
+        path.exists(),
+        "kubectl {version} is missing at {}",
+        path.display()
+    );
     path
 }
 
