@@ -252,6 +252,17 @@ pub fn run(dexcred: &Path, kubectl: &Path, out: &mut dyn Write) -> Result<(), St
         && after_refresh.keystone == after_hit.keystone
         && after_refresh.dexclients == after_hit.dexclients
         && after_refresh.password_grant == after_hit.password_grant;
+    if after_refresh.refresh_grant > 1 {
+        w(
+            out,
+            format!(
+                "   ({} refreshes for one command: this kubectl is a version dispatcher that runs \
+                 the credential plugin once itself and once more in the kubectl it starts, and \
+                 --force-refresh renews on every run.)",
+                after_refresh.refresh_grant
+            ),
+        )?;
+    }
     let tokens = kube.seen_tokens();
     if !refreshed || tokens.len() < 2 {
         return Err(format!(

@@ -542,7 +542,12 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
     }
     if invoked_as == GIT_HELPER_NAME {
         args[0] = OsString::from("dexcred");
-        args.insert(1, OsString::from("git"));
+        // `helper = dexcred git --pcd …` makes git run
+        // `git-credential-dexcred git --pcd … get`: the subcommand is
+        // already there.
+        if args.get(1).is_none_or(|a| a != "git") {
+            args.insert(1, OsString::from("git"));
+        }
     } else if invoked_as == KUBECTL_PLUGIN_NAME {
         args[0] = OsString::from("dexcred");
     }
@@ -577,6 +582,25 @@ mod tests {
                 assert_eq!(g.action, "get");
                 assert_eq!(g.provider.pcd.as_deref(), Some("https://p"));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn git_helper_name_accepts_an_explicit_git_subcommand() {
+        let args = normalize_args(
+            [
+                "git-credential-dexcred",
+                "git",
+                "--pcd",
+                "https://p",
+                "erase",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        );
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Git(g) => assert_eq!(g.action, "erase"),
             other => panic!("{other:?}"),
         }
     }

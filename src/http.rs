@@ -89,10 +89,12 @@ impl Http {
     ) -> Result<Response> {
         check_transport(url)?;
         let what = format!("POST {url}");
-        self.log.debug(format_args!(
-            "{what} (form fields: {})",
-            form.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-        ));
+        self.log.debug(|| {
+            format!(
+                "{what} (form fields: {})",
+                form.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            )
+        });
         let mut request = self.agent.post(url);
         if let Some((id, secret)) = basic {
             request = request.header("Authorization", basic_auth(id, secret));
@@ -112,7 +114,7 @@ impl Http {
     pub fn post_json(&self, url: &str, body: &str, secrets: &[&str]) -> Result<Response> {
         check_transport(url)?;
         let what = format!("POST {url}");
-        self.log.debug(format_args!("{what}"));
+        self.log.debug(|| what.to_string());
         let request = self
             .agent
             .post(url)
@@ -124,7 +126,7 @@ impl Http {
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
         check_transport(url)?;
         let what = format!("GET {url}");
-        self.log.debug(format_args!("{what}"));
+        self.log.debug(|| what.to_string());
         let mut request = self.agent.get(url);
         for (k, v) in headers {
             request = request.header(*k, *v);
@@ -153,7 +155,7 @@ impl Http {
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
             .map_err(|e| self.transport_error(&what, e))?;
-        self.log.debug(format_args!("{what} -> {status}"));
+        self.log.debug(|| format!("{what} -> {status}"));
         Ok(Response {
             status,
             body: String::from_utf8_lossy(&bytes).into_owned(),
@@ -248,12 +250,14 @@ fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
     }
     if let Some(path) = &options.certificate_authority {
         let extra = read_ca_file(path)?;
-        log.debug(format_args!(
-            "trusting {} certificate(s) from {} in addition to {} system root(s)",
-            extra.len(),
-            path.display(),
-            roots.len()
-        ));
+        log.debug(|| {
+            format!(
+                "trusting {} certificate(s) from {} in addition to {} system root(s)",
+                extra.len(),
+                path.display(),
+                roots.len()
+            )
+        });
         roots.extend(extra);
     }
     if roots.is_empty() {

@@ -4,7 +4,6 @@
 //! Callers never format a secret into a message; tokens appear only as
 //! [`crate::secret::fingerprint`]s.
 
-use std::fmt;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,10 +20,12 @@ impl Log {
         self.verbose
     }
 
-    /// A `-v` line: what dexcred is doing and why.
-    pub fn debug(&self, args: fmt::Arguments<'_>) {
+    /// A `-v` line: what dexcred is doing and why. The message is built
+    /// only when verbose, so the cache-hit path never pays for formatting
+    /// (or for hashing a token into a fingerprint).
+    pub fn debug(&self, message: impl FnOnce() -> String) {
         if self.verbose {
-            let _ = writeln!(std::io::stderr(), "dexcred: {args}");
+            let _ = writeln!(std::io::stderr(), "dexcred: {}", message());
         }
     }
 

@@ -78,7 +78,7 @@ impl Sources {
     /// when none is configured; an unreadable file or failing command is an
     /// error, not a silent fall-through, because it is almost always a typo
     /// the user wants to hear about.
-    pub fn read(&self, timeout: Duration) -> Result<Option<Secret>> {
+    pub fn read(&self, timeout: Duration, interactive: bool) -> Result<Option<Secret>> {
         if let Some((_, value)) = &self.env {
             return Ok(Some(value.clone()));
         }
@@ -86,7 +86,7 @@ impl Sources {
             return read_file(self.what, path).map(Some);
         }
         if let Some(command) = &self.command {
-            return run_command(self.what, command, timeout).map(Some);
+            return run_command(self.what, command, timeout, interactive).map(Some);
         }
         Ok(None)
     }
@@ -123,47 +123,89 @@ pub fn read_file(what: &str, path: &Path) -> Result<Secret> {
 /// waits for input it will never get (a locked keyring, a GPG agent with no
 /// terminal) fails the run instead of hanging a pipeline. Its stderr goes to
 /// ours, so its own error messages reach the user.
-pub fn run_command(what: &str, command: &str, timeout: Duration) -> Result<Secret> {
+///
+/// `interactive`: a terminal is available and the command may use it (a
+/// pinentry, a prompt on /dev/tty). It then stays in our process group, as
+/// a process in another group that touches the terminal is stopped by the
+/// kernel. Otherwise it gets a group of its own, so that on timeout the whole
+/// tree it started (not just the shell) is killed.
+pub fn run_command(
+    what: &str,
+    command: &str,
+    timeout: Duration,
+    interactive: bool,
+) -> Result<Secret> {
+    use std::os::unix::process::CommandExt;
     let fail = |detail: String| {
         Error::local(format!(
             "the {what} command failed: {detail}; run it by hand to see why"
         ))
     };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    if !interactive {
+        cmd.process_group(0);
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start /bin/sh: {e}")))?;
+    let kill = |child: &mut std::process::Child| {
+        if interactive {
+            let _ = child.kill();
+        } else if let Ok(pgid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process
+            // group, which is the one the child leads (process_group(0)).
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    };
     let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(out) = stdout {
             let _ = out.take(MAX_SECRET_BYTES).read_to_end(&mut bytes);
         }
-        bytes
+        let _ = tx.send(bytes);
     });
-    let status = wait_with_deadline(&mut child, timeout)
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| {
-            let _ = child.kill();
-            let _ = child.wait();
-            fail(format!("no answer within {}s", timeout.as_secs()))
-        })?;
-    let bytes = reader.join().unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    let no_answer = || fail(format!("no answer within {}s", timeout.as_secs()));
+    let status = match wait_until(&mut child, deadline) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            kill(&mut child);
+            return Err(no_answer());
+        }
+        Err(e) => {
+            kill(&mut child);
+            return Err(fail(e.to_string()));
+        }
+    };
+    // The shell has exited, but something it started in the background may
+    // still hold its stdout open: wait for the output only until the deadline.
+    let bytes = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            kill(&mut child);
+            return Err(fail(
+                "a process it started kept its output open past the deadline".to_string(),
+            ));
+        }
+    };
     if !status.success() {
         return Err(fail(format!("it exited with {status}")));
     }
     first_line(&bytes).ok_or_else(|| fail("it printed nothing".to_string()))
 }
 
-fn wait_with_deadline(
+fn wait_until(
     child: &mut std::process::Child,
-    timeout: Duration,
+    deadline: Instant,
 ) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
@@ -227,21 +269,31 @@ mod tests {
     fn command_output_is_used_and_failures_are_errors() {
         let t = Duration::from_secs(5);
         assert_eq!(
-            run_command("password", "printf 's3cret\\nx'", t)
+            run_command("password", "printf 's3cret\\nx'", t, false)
                 .unwrap()
                 .expose(),
             "s3cret"
         );
-        let err = run_command("password", "exit 3", t).unwrap_err();
+        let err = run_command("password", "exit 3", t, false).unwrap_err();
         assert!(err.message().contains("exit status: 3"), "{err}");
-        let err = run_command("password", "true", t).unwrap_err();
+        let err = run_command("password", "true", t, false).unwrap_err();
         assert!(err.message().contains("printed nothing"), "{err}");
     }
 
     #[test]
     fn command_that_hangs_is_killed_at_the_deadline() {
-        let err = run_command("password", "sleep 30", Duration::from_millis(200)).unwrap_err();
+        let err =
+            run_command("password", "sleep 30", Duration::from_millis(200), false).unwrap_err();
         assert!(err.message().contains("no answer"), "{err}");
+        // A background process holding stdout open cannot hang us either.
+        let err = run_command(
+            "password",
+            "echo pw; sleep 30 &",
+            Duration::from_millis(300),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("kept its output open"), "{err}");
     }
 
     #[test]
@@ -257,13 +309,13 @@ mod tests {
             command: Some("echo from-command".into()),
         };
         let t = Duration::from_secs(5);
-        assert_eq!(s.read(t).unwrap().unwrap().expose(), "from-env");
+        assert_eq!(s.read(t, false).unwrap().unwrap().expose(), "from-env");
         s.env = None;
-        assert_eq!(s.read(t).unwrap().unwrap().expose(), "from-file");
+        assert_eq!(s.read(t, false).unwrap().unwrap().expose(), "from-file");
         s.file = None;
-        assert_eq!(s.read(t).unwrap().unwrap().expose(), "from-command");
+        assert_eq!(s.read(t, false).unwrap().unwrap().expose(), "from-command");
         s.command = None;
-        assert!(s.read(t).unwrap().is_none());
+        assert!(s.read(t, false).unwrap().is_none());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -62,17 +62,19 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
             && let Some(token) = entry.fresh_token(config.field, now)
         {
             let token = token.clone();
-            log.debug(format_args!(
-                "cache hit: {} {} valid for {}s more",
-                config.field.name(),
-                fingerprint(token.value.expose()),
-                token.renew_at() - now
-            ));
+            log.debug(|| {
+                format!(
+                    "cache hit: {} {} valid for {}s more",
+                    config.field.name(),
+                    fingerprint(token.value.expose()),
+                    token.renew_at() - now
+                )
+            });
             return Ok(Issued::fresh(*entry, token));
         }
     }
 
-    log.debug(format_args!("renewal needed; locking the cache entry"));
+    log.debug(|| "renewal needed; locking the cache entry".to_string());
     let lock = config.store.lock(&config.key, config.lock_timeout)?;
     let current = reload(config)?;
     if let Some(entry) = &current {
@@ -81,9 +83,7 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
         if (!config.force_refresh || renewed_meanwhile)
             && let Some(token) = entry.fresh_token(config.field, now_secs())
         {
-            log.debug(format_args!(
-                "another process renewed the entry while we waited"
-            ));
+            log.debug(|| "another process renewed the entry while we waited".to_string());
             return Ok(Issued::fresh(entry.clone(), token.clone()));
         }
     }
@@ -140,10 +140,12 @@ fn renew(
     };
 
     if let Some(refresh_token) = refresh_token {
-        log.debug(format_args!(
-            "refreshing with refresh token {}",
-            refresh_token.fingerprint()
-        ));
+        log.debug(|| {
+            format!(
+                "refreshing with refresh token {}",
+                refresh_token.fingerprint()
+            )
+        });
         match provider.refresh(&ctx, &mut working, &refresh_token) {
             Ok(grant) => {
                 // A response without the token we hand out must not make
@@ -162,7 +164,7 @@ fn renew(
                 }
                 provider::apply_grant(&mut working, grant, now_secs(), false);
                 config.store.save(lock, &working)?;
-                log.debug(format_args!("refreshed; new tokens saved"));
+                log.debug(|| "refreshed; new tokens saved".to_string());
                 if lacks_field {
                     return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
                 }
@@ -172,9 +174,7 @@ fn renew(
                 return serve_stale_or_fail(config, current.as_ref(), error);
             }
             Err(RefreshError::Rejected(reason)) => {
-                log.debug(format_args!(
-                    "the refresh token was refused ({reason}); logging in again"
-                ));
+                log.debug(|| format!("the refresh token was refused ({reason}); logging in again"));
             }
         }
     }
@@ -204,11 +204,11 @@ fn login(
     fresh.endpoints = working.endpoints.clone();
     config
         .log
-        .debug(format_args!("logging in as {}", config.account));
+        .debug(|| format!("logging in as {}", config.account));
     let grant = provider.login(ctx, &mut fresh)?;
     provider::apply_grant(&mut fresh, grant, now_secs(), true);
     config.store.save(lock, &fresh)?;
-    config.log.debug(format_args!("logged in; tokens saved"));
+    config.log.debug(|| "logged in; tokens saved".to_string());
     issue(config, fresh)
 }
 
@@ -216,11 +216,13 @@ fn login(
 fn issue(config: &Config, entry: Entry) -> Result<Issued> {
     match entry.token(config.field) {
         Some(token) => {
-            config.log.debug(format_args!(
-                "issuing {} {}",
-                config.field.name(),
-                fingerprint(token.value.expose())
-            ));
+            config.log.debug(|| {
+                format!(
+                    "issuing {} {}",
+                    config.field.name(),
+                    fingerprint(token.value.expose())
+                )
+            });
             let token = token.clone();
             Ok(Issued::fresh(entry, token))
         }
@@ -283,10 +285,12 @@ pub fn reject(config: &Config, presented: &str) -> Result<bool> {
     }
     entry.rejected = true;
     config.store.save(&lock, &entry)?;
-    config.log.debug(format_args!(
-        "marked token {} as rejected; the next request renews it",
-        fingerprint(presented)
-    ));
+    config.log.debug(|| {
+        format!(
+            "marked token {} as rejected; the next request renews it",
+            fingerprint(presented)
+        )
+    });
     Ok(true)
 }
 

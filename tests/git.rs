@@ -32,6 +32,9 @@ enum Form {
     Link,
     /// `-c credential.helper=!dexcred git --pcd … --username …`.
     Bang,
+    /// `helper = dexcred git --pcd …`: git runs `git-credential-dexcred git
+    /// --pcd … get`, with the subcommand repeated.
+    LinkWithSubcommand,
 }
 
 /// One user with a fake PCD, a git server guarded by it, and an isolated
@@ -83,9 +86,14 @@ impl Fixture {
              [init]\n\tdefaultBranch = main\n\
              [credential]\n\thelper =\n",
         );
-        if self.form == Form::Link {
+        let subcommand = match self.form {
+            Form::Link => Some(""),
+            Form::LinkWithSubcommand => Some("git "),
+            Form::Bang => None,
+        };
+        if let Some(subcommand) = subcommand {
             text.push_str(&format!(
-                "[credential \"{}\"]\n\thelper = \"dexcred {}\"\n",
+                "[credential \"{}\"]\n\thelper = \"dexcred {subcommand}{}\"\n",
                 self.server.url(),
                 self.provider_args().join(" ")
             ));
@@ -405,6 +413,11 @@ fn git_2_47_bearer_with_link_helper() {
 #[test]
 fn git_2_47_bearer_with_bang_helper() {
     clone_push_fetch(&git_new(), Form::Bang, AuthScheme::Bearer);
+}
+
+#[test]
+fn git_2_47_bearer_with_link_helper_naming_the_subcommand() {
+    clone_push_fetch(&git_new(), Form::LinkWithSubcommand, AuthScheme::Bearer);
 }
 
 #[test]

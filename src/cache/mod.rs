@@ -91,10 +91,7 @@ impl Store {
         hasher.update(euid().to_le_bytes());
         // Serializing a struct of strings cannot fail.
         hasher.update(serde_json::to_vec(key).unwrap_or_default());
-        hasher.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&hasher.finalize()[..16])
     }
 
     pub fn entry_path(&self, key: &Key) -> PathBuf {
@@ -283,6 +280,17 @@ impl Store {
     }
 }
 
+/// Lower-case hex, without a `format!` per byte (this is on the hit path).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 enum DirState {
     Missing,
     Ok,
@@ -426,6 +434,11 @@ mod tests {
         let file_mode = fs::metadata(store.entry_path(&key("a"))).unwrap().mode() & 0o777;
         assert_eq!((dir_mode, file_mode), (0o700, 0o600));
         assert!(matches!(store.load(&key("b")).unwrap(), Loaded::Missing));
+    }
+
+    #[test]
+    fn hex_is_lower_case_and_zero_padded() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Credentials {
         if let Some(p) = self.password_value.borrow().as_ref() {
             return Ok(p.clone());
         }
-        let value = match self.password.read(self.timeout)? {
+        let value = match self.password.read(self.timeout, self.interactive)? {
             Some(p) => p,
             None if self.interactive => {
                 secret::prompt(&format!("Password for {}: ", self.account))?
@@ -132,7 +132,7 @@ impl Credentials {
 
     /// The one-time code from its configured source, if any.
     pub fn configured_otp(&self) -> Result<Option<Secret>> {
-        self.otp.read(self.timeout)
+        self.otp.read(self.timeout, self.interactive)
     }
 }
 

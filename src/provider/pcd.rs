@@ -198,9 +198,9 @@ impl Provider for Pcd {
                 grant
             }
             Err(e) if from_cache && e.oauth_code().as_deref() == Some("invalid_client") => {
-                ctx.log.debug(format_args!(
-                    "Dex rejected the cached client secret; fetching it again"
-                ));
+                ctx.log.debug(|| {
+                    "Dex rejected the cached client secret; fetching it again".to_string()
+                });
                 let fresh = self.fetch_client_secret(ctx, &password)?;
                 let grant = self
                     .password_grant(ctx, &fresh, &password)
@@ -240,9 +240,9 @@ impl Provider for Pcd {
             // that follows fetches the new one at once instead of first
             // sending the password with a secret Dex just refused.
             if self.static_secret.is_none() && e.oauth_code().as_deref() == Some("invalid_client") {
-                ctx.log.debug(format_args!(
-                    "Dex rejected the cached client secret; it will be fetched again"
-                ));
+                ctx.log.debug(|| {
+                    "Dex rejected the cached client secret; it will be fetched again".to_string()
+                });
                 entry.client_secret = None;
             }
             e.into_refresh_error()
