@@ -319,6 +319,21 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
+    /// The error for an unsuccessful answer while `doing` something. A 4xx
+    /// means the server understood and said no (`Auth`, exit 3); anything
+    /// else means it could not give an answer (`Provider`, exit 4).
+    pub fn refusal(&self, doing: &str) -> Error {
+        if (400..500).contains(&self.status) {
+            Error::auth(format!(
+                "{doing}: {} refused it: {}",
+                self.what,
+                self.reason()
+            ))
+        } else {
+            Error::provider(format!("{doing}: {} failed: {}", self.what, self.reason()))
+        }
+    }
+
     /// The OAuth error code (`error`) when the body is a JSON object with a
     /// string `error`.
     pub fn oauth_error(&self) -> Option<String> {

@@ -18,7 +18,7 @@ mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -133,26 +133,6 @@ fn token_cmd(env: &Env, url: &str, user: &str) -> Command {
     cmd
 }
 
-fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dexcred");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("poll").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("dexcred hung past {DEADLINE:?}: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Parsed view of an entry file: (id_token, refresh_token).
 fn tokens_of(bytes: &[u8], what: &str) -> (String, String) {
     let entry = dexcred::cache::parse_entry(bytes)
@@ -209,10 +189,10 @@ fn lane(index: u64, seed: u64) -> Stats {
 
     // Unkilled login and refresh: the entry exists, and the window for
     // random kills is the time an unkilled renewal takes here, now.
-    ok(&run_bounded(&mut token_cmd(&env, &url, ALICE)));
+    ok(&run_bounded(&mut token_cmd(&env, &url, ALICE), DEADLINE));
     age_tokens(&main, -30);
     let started = Instant::now();
-    ok(&run_bounded(&mut token_cmd(&env, &url, ALICE)));
+    ok(&run_bounded(&mut token_cmd(&env, &url, ALICE), DEADLINE));
     let mut refresh_window = started.elapsed();
     let mut login_window = refresh_window * 2;
 
@@ -310,7 +290,7 @@ fn lane(index: u64, seed: u64) -> Stats {
 
         // The next run: no lock wait, success, a token the IdP issued.
         let started = Instant::now();
-        let out = run_bounded(&mut token_cmd(&env, &url, &user));
+        let out = run_bounded(&mut token_cmd(&env, &url, &user), DEADLINE);
         let elapsed = started.elapsed();
         let printed = ok(&out).trim().to_string();
         assert!(idp.is_valid_token(&printed), "a valid token is printed");

@@ -120,7 +120,7 @@ impl Fixture {
                 ));
         }
         cmd.args(args);
-        run_with_deadline(&mut cmd)
+        run_bounded(&mut cmd, HANG_DEADLINE)
     }
 
     fn git_ok(&self, bin: &Path, cwd: &Path, args: &[&str]) -> String {
@@ -207,42 +207,6 @@ impl Fixture {
             .args(self.provider_args())
             .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
         with_input(&mut cmd, input)
-    }
-}
-
-/// Runs `cmd` to completion, failing the test (and killing it) if it is
-/// still running after [`HANG_DEADLINE`].
-fn run_with_deadline(cmd: &mut Command) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start command");
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for command") {
-            break status;
-        }
-        if started.elapsed() > HANG_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} hung (killed after {HANG_DEADLINE:?})");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
     }
 }
 
@@ -456,7 +420,7 @@ fn pipeline_configuration_from_the_environment() {
             "credential.helper=dexcred",
         ])
         .args(["clone", "-q", &url, "w"]);
-    let out = run_with_deadline(&mut cmd);
+    let out = run_bounded(&mut cmd, HANG_DEADLINE);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(f.env.path().join("w/README.md").exists());
     f.assert_all_accepted(AuthScheme::Basic, "clone");
@@ -609,7 +573,7 @@ fn heavy_parallel_fetches_on_an_expired_entry_refresh_once() {
             cmd.current_dir(dir)
                 .env("GIT_CONFIG_GLOBAL", f.gitconfig())
                 .args(["fetch", "-q", "origin"]);
-            std::thread::spawn(move || run_with_deadline(&mut cmd))
+            std::thread::spawn(move || run_bounded(&mut cmd, HANG_DEADLINE))
         })
         .collect();
     for (i, h) in handles.into_iter().enumerate() {

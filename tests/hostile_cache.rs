@@ -10,38 +10,14 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::*;
 use dexcred_testkit::idp::FakeIdp;
 
 /// Generous: a hang is the failure being tested for, not slowness.
 const DEADLINE: Duration = Duration::from_secs(40);
-
-/// Runs `cmd`, killing it and failing the test if it outlives `DEADLINE`.
-fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dexcred");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("poll child").is_some() {
-            return child.wait_with_output().expect("collect output");
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!(
-                "dexcred hung for {DEADLINE:?} and was killed\nstderr: {}",
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).expect("stat").mode() & 0o7777
@@ -68,7 +44,7 @@ impl World {
             env,
             entry: PathBuf::new(),
         };
-        ok(&run_bounded(&mut world.token()));
+        ok(&run_bounded(&mut world.token(), DEADLINE));
         let entries = world.env.cache_entries();
         assert_eq!(entries.len(), 1);
         world.entry = entries[0].clone();
@@ -233,7 +209,7 @@ fn damaged_old_future_and_huge_entries_are_replaced() {
     for (name, bytes, why) in cases {
         world.plant(&bytes);
         let logins = world.idp.counts().password_grant;
-        let out = run_bounded(&mut world.token());
+        let out = run_bounded(&mut world.token(), DEADLINE);
         let printed = world.assert_safe_miss(&out, why);
         assert_eq!(
             world.idp.counts().password_grant,
@@ -241,7 +217,7 @@ fn damaged_old_future_and_huge_entries_are_replaced() {
             "{name}: nothing from the damaged file was used; a fresh login replaced it"
         );
         // And the replacement is a working cache entry: the next run hits.
-        let again = run_bounded(&mut world.token());
+        let again = run_bounded(&mut world.token(), DEADLINE);
         assert_eq!(ok(&again).trim(), printed, "{name}: cache hit afterwards");
         assert!(stderr(&again).is_empty(), "{name}: {}", stderr(&again));
     }
@@ -263,7 +239,7 @@ fn a_symlinked_entry_is_neither_read_nor_written_through() {
 
     std::fs::remove_file(&world.entry).unwrap();
     std::os::unix::fs::symlink(&target, &world.entry).unwrap();
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let printed = world.assert_safe_miss(&out, "symbolic link");
     assert_ne!(printed, "planted-token");
     assert_eq!(
@@ -278,7 +254,7 @@ fn a_symlinked_entry_is_neither_read_nor_written_through() {
     std::fs::write(&victim, "precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, world.sibling("tmp")).unwrap();
     age_tokens(&world.entry, -30);
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let renewed = ok(&out).trim().to_string();
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
@@ -292,7 +268,7 @@ fn a_symlinked_entry_is_neither_read_nor_written_through() {
     std::os::unix::fs::symlink(&lock_target, &lock).unwrap();
     age_tokens(&world.entry, -30);
     let before = std::fs::read(&world.entry).unwrap();
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let line = fails_with(&out, 5);
     assert!(line.contains(&lock.display().to_string()), "{line}");
     assert!(line.contains("remove it"), "names the fix: {line}");
@@ -305,7 +281,7 @@ fn a_fifo_in_place_of_the_entry_or_lock_does_not_hang() {
     let world = World::new();
     remove_any(&world.entry);
     mkfifo(&world.entry);
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     world.assert_safe_miss(&out, "not a regular file");
 
     // A FIFO as the lock file: a clear error, no hang.
@@ -313,7 +289,7 @@ fn a_fifo_in_place_of_the_entry_or_lock_does_not_hang() {
     remove_any(&lock);
     mkfifo(&lock);
     age_tokens(&world.entry, -30);
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let line = fails_with(&out, 5);
     assert!(line.contains(&lock.display().to_string()), "{line}");
     assert!(line.contains("remove it"), "{line}");
@@ -324,7 +300,7 @@ fn a_directory_in_place_of_the_entry_is_a_clear_error() {
     let world = World::new();
     remove_any(&world.entry);
     std::fs::create_dir(&world.entry).unwrap();
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let line = fails_with(&out, 5);
     assert!(line.contains(&world.entry.display().to_string()), "{line}");
     assert!(line.contains("remove it"), "names the fix: {line}");
@@ -337,12 +313,12 @@ fn entries_others_can_read_or_write_are_never_used() {
     let world = World::new();
     for loose in [0o644, 0o640, 0o604, 0o622, 0o666, 0o660, 0o606, 0o620] {
         // A fresh entry (a cache hit if it were trusted)…
-        let out = run_bounded(&mut world.token());
+        let out = run_bounded(&mut world.token(), DEADLINE);
         let cached = ok(&out).trim().to_string();
         // …that someone else could read or replace.
         set_mode(&world.entry, loose);
         let logins = world.idp.counts().password_grant;
-        let out = run_bounded(&mut world.token());
+        let out = run_bounded(&mut world.token(), DEADLINE);
         let printed = world.assert_safe_miss(&out, "accessible to other users");
         assert_ne!(printed, cached, "mode {loose:o}: its token is not served");
         assert_eq!(
@@ -354,10 +330,10 @@ fn entries_others_can_read_or_write_are_never_used() {
 
     // An entry owned by someone else (we run as root in CI; any uid other
     // than ours must do).
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let cached = ok(&out).trim().to_string();
     std::os::unix::fs::chown(&world.entry, Some(65534), Some(65534)).unwrap();
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let printed = world.assert_safe_miss(&out, "belongs to another user");
     assert_ne!(printed, cached);
 }
@@ -371,19 +347,23 @@ fn a_cache_directory_others_can_write_is_refused_with_the_fix() {
     for loose in [0o777, 0o770, 0o720, 0o702, 0o1777] {
         set_mode(&dir, loose);
         // The entry is fresh: even a plain cache hit must not trust it.
-        let out = run_bounded(&mut world.token());
+        let out = run_bounded(&mut world.token(), DEADLINE);
         let line = fails_with(&out, 5);
         assert!(line.contains(&dir.display().to_string()), "{line}");
         assert!(line.contains("chmod 700"), "names the fix: {line}");
         assert_eq!(world.dir_listing(), listing, "nothing written");
         assert_eq!(std::fs::read(&world.entry).unwrap(), entry_before);
         // status refuses the same way (it would list others' files).
-        let out = run_bounded(&mut world.env.dexcred(["status"]));
+        let out = run_bounded(&mut world.env.dexcred(["status"]), DEADLINE);
         let line = fails_with(&out, 5);
         assert!(line.contains("chmod 700"), "{line}");
     }
     set_mode(&dir, 0o700);
-    assert!(!ok(&run_bounded(&mut world.token())).trim().is_empty());
+    assert!(
+        !ok(&run_bounded(&mut world.token(), DEADLINE))
+            .trim()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -392,7 +372,7 @@ fn a_cache_directory_owned_by_another_user_is_refused() {
     let dir = world.dir();
     let entry_before = std::fs::read(&world.entry).unwrap();
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
-    let out = run_bounded(&mut world.token());
+    let out = run_bounded(&mut world.token(), DEADLINE);
     let line = fails_with(&out, 5);
     assert!(line.contains(&dir.display().to_string()), "{line}");
     assert!(line.contains("another user"), "{line}");
@@ -402,7 +382,7 @@ fn a_cache_directory_owned_by_another_user_is_refused() {
     // --cache-dir pointing at a file rather than a directory.
     let file = world.env.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let out = run_bounded(world.token().arg("--cache-dir").arg(&file));
+    let out = run_bounded(world.token().arg("--cache-dir").arg(&file), DEADLINE);
     let line = fails_with(&out, 5);
     assert!(line.contains("not a directory"), "{line}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
@@ -424,7 +404,7 @@ fn a_new_cache_directory_and_entry_are_private() {
         .arg("--cache-dir")
         .arg(&dir)
         .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
-    let printed = ok(&run_bounded(&mut cmd)).trim().to_string();
+    let printed = ok(&run_bounded(&mut cmd, DEADLINE)).trim().to_string();
     assert_eq!(mode(&dir), 0o700);
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

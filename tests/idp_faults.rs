@@ -14,8 +14,8 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::*;
 use dexcred_testkit::http::Reply;
@@ -26,31 +26,6 @@ use serde_json::json;
 /// Far above `--timeout 2`: only a dexcred that ignores its own time limit
 /// gets anywhere near it.
 const DEADLINE: Duration = Duration::from_secs(40);
-
-/// Runs `cmd` to completion, killing it (and failing the test) if it is
-/// still running after `deadline`.
-fn run_bounded(cmd: &mut Command, deadline: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dexcred");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("poll child").is_some() {
-            return child.wait_with_output().expect("collect output");
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!(
-                "dexcred was still running after {deadline:?} and was killed\nstderr: {}",
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// The cache entry's exact state: bytes, inode and modification time. Equal
 /// snapshots mean the file was not rewritten, not even with the same bytes.

@@ -179,12 +179,7 @@ impl TokenError {
     pub fn into_error(self, doing: &str) -> Error {
         match self {
             TokenError::Unavailable(e) => e.context(doing),
-            TokenError::Refused(r) if (400..500).contains(&r.status) => {
-                Error::auth(format!("{doing}: {} refused it: {}", r.what, r.reason()))
-            }
-            TokenError::Refused(r) => {
-                Error::provider(format!("{doing}: {} failed: {}", r.what, r.reason()))
-            }
+            TokenError::Refused(r) => r.refusal(doing),
         }
     }
 

@@ -83,16 +83,7 @@ impl Pcd {
             .get(&url, &[("x-auth-token", keystone_token.expose())])
             .map_err(|e| e.context("fetching the Dex client secret"))?;
         if !response.is_success() {
-            let message = format!(
-                "fetching the Dex client secret: {} refused it: {}",
-                response.what,
-                response.reason()
-            );
-            return Err(if (400..500).contains(&response.status) {
-                Error::auth(message)
-            } else {
-                Error::provider(message)
-            });
+            return Err(response.refusal("fetching the Dex client secret"));
         }
         let clients: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&response.body).map_err(|_| {
@@ -146,16 +137,7 @@ impl Pcd {
             )));
         }
         if !response.is_success() {
-            let message = format!(
-                "logging in to Keystone: {} failed: {}",
-                response.what,
-                response.reason()
-            );
-            return Err(if (400..500).contains(&response.status) {
-                Error::auth(message)
-            } else {
-                Error::provider(message)
-            });
+            return Err(response.refusal("logging in to Keystone"));
         }
         response
             .header("X-Subject-Token")

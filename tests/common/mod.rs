@@ -7,8 +7,10 @@
 #![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD};
 
@@ -231,4 +233,53 @@ pub fn age_tokens(path: &Path, still_alive_for_secs: i64) {
             }
         }
     });
+}
+
+/// Runs `cmd` to completion, killing it and failing the test if it is still
+/// running after `deadline`: the check that no run hangs. Not a speed
+/// assertion — a healthy run takes a fraction of any deadline used here.
+/// Both pipes are drained while waiting, so a chatty child cannot block on a
+/// full pipe and look hung.
+pub fn run_bounded(cmd: &mut Command, deadline: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start command");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for command") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            panic!("{cmd:?} was still running after {deadline:?} and was killed\nstderr: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
