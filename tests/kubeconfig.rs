@@ -518,3 +518,81 @@ fn invalid_invocations_exit_2_and_write_nothing() {
     }
     assert!(!sb.path("home/.kube").exists());
 }
+
+mod common;
+
+/// The round trip: a kubeconfig written by `dexcred kubeconfig
+/// --write` (plain, and run as the kubectl plugin `kubectl dexcred
+/// kubeconfig`, as krew installs it) is used by real kubectl for
+/// `get --raw` against the HTTPS API stub, which accepts only tokens the
+/// fake PCD issued.
+#[test]
+fn generated_kubeconfig_authenticates_real_kubectl_against_the_api_stub() {
+    use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD, FakeIdp};
+    use dexcred_testkit::kube::KubeApi;
+    use dexcred_testkit::tls::TestCa;
+
+    for via_plugin in [false, true] {
+        let env = common::Env::new();
+        let idp = FakeIdp::pcd();
+        let kube = KubeApi::start(idp.clone(), &TestCa::new());
+        let kubeconfig = env.path().join("kubeconfig");
+        let kubectl = common::kubectl("1.33");
+        let flags = [
+            "kubeconfig",
+            "--pcd",
+            &idp.url(),
+            "--username",
+            ALICE,
+            "--server",
+            &kube.url(),
+            "--cluster-certificate-authority",
+            &kube.ca_pem_path().display().to_string(),
+            "--name",
+            "stub",
+            "--write",
+        ]
+        .map(str::to_owned);
+        let mut write = if via_plugin {
+            let mut cmd = Command::new(&kubectl);
+            env.apply(&mut cmd);
+            cmd.arg("dexcred").args(&flags);
+            cmd
+        } else {
+            env.dexcred(&flags)
+        };
+        let out = write.env("KUBECONFIG", &kubeconfig).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = fs::read_to_string(&kubeconfig).unwrap();
+        let command = if via_plugin {
+            "kubectl-dexcred"
+        } else {
+            "dexcred"
+        };
+        assert!(
+            text.contains(&format!("command: \"{command}\"")),
+            "exec command {command} expected:\n{text}"
+        );
+
+        let mut get = Command::new(&kubectl);
+        env.apply(&mut get);
+        let out = get
+            .env("KUBECONFIG", &kubeconfig)
+            .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
+            .args(["get", "--raw", "/api/v1/namespaces/default/pods"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl get --raw: {}", stderr(&out));
+        let pods: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(pods["kind"], "PodList", "{pods}");
+        let seen = kube.seen_tokens();
+        assert_eq!(seen.len(), 1, "one token presented: {seen:?}");
+        assert!(idp.is_valid_token(&seen[0]));
+        assert_eq!(idp.counts().password_grant, 1);
+        assert_eq!(
+            env.cache_entries().len(),
+            1,
+            "the plugin cached its session"
+        );
+    }
+}

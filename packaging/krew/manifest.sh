@@ -74,11 +74,10 @@ spec:
       kubectl dexcred kubeconfig --pcd https://pcd.example.com \\
         --tenant TENANT --region REGION --username you@example.com --write
 
-    krew installs the binary only as kubectl-dexcred. The kubeconfig entry
-    runs "dexcred", so either put a dexcred link on your PATH
-    (ln -s ~/.krew/bin/kubectl-dexcred ~/.local/bin/dexcred) or change its
-    "command: dexcred" to "command: kubectl-dexcred". The git credential
-    helper needs a git-credential-dexcred link the same way.
+    krew installs the binary only as kubectl-dexcred; run as above, the
+    kubeconfig entry it writes runs "kubectl-dexcred kubectl ...". The git
+    credential helper needs a git-credential-dexcred link on your PATH
+    (ln -s ~/.krew/bin/kubectl-dexcred ~/.local/bin/git-credential-dexcred).
   platforms:
 EOF
 printf '%s\n' "$linux_amd64" "$linux_arm64" "$darwin_amd64" "$darwin_arm64"

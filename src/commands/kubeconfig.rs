@@ -23,6 +23,23 @@ use crate::kubeconfig::{self, Exec, Kubeconfig};
 /// when the kubeconfig is shared or dexcred is reinstalled elsewhere.
 pub const COMMAND: &str = "dexcred";
 
+/// The command to write into the exec entry: `kubectl-dexcred` when this
+/// run was `kubectl dexcred kubeconfig …` (krew installs only that name, and
+/// it answers `kubectl-dexcred kubectl …` like `dexcred kubectl …`), else
+/// `dexcred`.
+fn exec_command() -> &'static str {
+    let invoked = std::env::args_os().next();
+    let name = invoked
+        .as_deref()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str());
+    if name == Some(crate::cli::KUBECTL_PLUGIN_NAME) {
+        crate::cli::KUBECTL_PLUGIN_NAME
+    } else {
+        COMMAND
+    }
+}
+
 /// What kubectl prints when `dexcred` is not on PATH.
 pub const INSTALL_HINT: &str = "\
 dexcred gets the tokens for this cluster but was not found on your PATH.
@@ -84,7 +101,7 @@ pub fn build(args: &KubeconfigArgs, config: &Config) -> Result<Kubeconfig> {
         server,
         certificate_authority_data,
         exec: Exec {
-            command: COMMAND.to_string(),
+            command: exec_command().to_string(),
             args: exec_args(&args.provider, &args.common, config)?,
             install_hint: INSTALL_HINT.to_string(),
         },
