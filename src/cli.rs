@@ -23,6 +23,12 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// Defaults of `--user-domain`, `--timeout` and `--lock-timeout`, named so
+/// that `dexcred kubeconfig` can leave defaulted flags out of exec args.
+pub const DEFAULT_USER_DOMAIN: &str = "Default";
+pub const DEFAULT_TIMEOUT: u64 = 30;
+pub const DEFAULT_LOCK_TIMEOUT: u64 = 60;
+
 const EXAMPLES: &str = "\
 Examples:
   # kubectl: the exec entry of a kubeconfig user (see `dexcred kubeconfig`)
@@ -191,7 +197,7 @@ pub struct ProviderArgs {
         long,
         env = "DEXCRED_USER_DOMAIN",
         value_name = "NAME",
-        default_value = "Default",
+        default_value = DEFAULT_USER_DOMAIN,
         help_heading = "Account"
     )]
     pub user_domain: String,
@@ -316,7 +322,7 @@ pub struct ProviderArgs {
         long,
         env = "DEXCRED_TIMEOUT",
         value_name = "SECS",
-        default_value = "30",
+        default_value_t = DEFAULT_TIMEOUT,
         value_parser = parse_seconds,
         help_heading = "Connection"
     )]
@@ -327,7 +333,7 @@ pub struct ProviderArgs {
         long,
         env = "DEXCRED_LOCK_TIMEOUT",
         value_name = "SECS",
-        default_value = "60",
+        default_value_t = DEFAULT_LOCK_TIMEOUT,
         value_parser = parse_seconds,
         help_heading = "Connection"
     )]

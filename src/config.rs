@@ -196,10 +196,7 @@ impl Config {
         Ok(Config {
             key,
             field,
-            store: Store::new(match &common.cache_dir {
-                Some(dir) => dir.clone(),
-                None => Store::default_dir()?,
-            }),
+            store: Store::at(common.cache_dir.as_deref())?,
             log: Log::new(common.verbose),
             force_refresh: p.force_refresh,
             lock_timeout: Duration::from_secs(p.lock_timeout),
@@ -276,9 +273,20 @@ impl Config {
         }
     }
 
-    /// The credential sources for this run. `interactive` is decided by the
-    /// front end (kubectl's `spec.interactive`, git's terminal rules, …).
-    pub fn credentials(&self, interactive: bool) -> Credentials {
+    /// The flag that names this identity provider (`--pcd`, `--issuer`,
+    /// `--token-url`).
+    pub fn provider_flag(&self) -> &'static str {
+        match self.kind {
+            Kind::Pcd => "--pcd",
+            Kind::OAuth(Endpoint::Issuer(_)) => "--issuer",
+            Kind::OAuth(Endpoint::TokenUrl(_)) => "--token-url",
+        }
+    }
+
+    /// The credential sources for this run. `interactive` is the front end's
+    /// rule (kubectl's `spec.interactive`, git's terminal rules, …); it is
+    /// evaluated only if a secret must be asked for.
+    pub fn credentials(&self, interactive: fn() -> bool) -> Credentials {
         Credentials::new(
             self.password.clone(),
             self.otp.clone(),
@@ -289,12 +297,13 @@ impl Config {
     }
 }
 
+/// A flag's value when it was given and is not blank.
+pub fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+    given(value).map(str::to_string)
 }
 
 fn provider_kind(p: &ProviderArgs) -> Result<Kind> {

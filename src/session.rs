@@ -19,12 +19,12 @@
 //! The cache is written only with complete new results; a failed renewal
 //! leaves the entry exactly as it was.
 
-use crate::cache::{Entry, EntryLock, Loaded, StoredToken, TokenField};
+use crate::cache::{Entry, EntryLock, Loaded, StoredToken};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::provider::{self, Context, Credentials, Logout, Provider, RefreshError, now_secs};
-use crate::secret::fingerprint;
+use crate::secret::{Secret, fingerprint};
 
 /// A token ready to hand out.
 #[derive(Debug, Clone)]
@@ -53,11 +53,8 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
     let now = now_secs();
     // What the unlocked read saw: with --force-refresh, a token different
     // from this one after the lock means another process renewed meanwhile.
-    let mut seen: Option<String> = None;
+    let mut seen: Option<Secret> = None;
     if let Loaded::Hit(entry) = config.store.load(&config.key)? {
-        seen = entry
-            .token(config.field)
-            .map(|t| t.value.expose().to_string());
         if !config.force_refresh
             && let Some(token) = entry.fresh_token(config.field, now)
         {
@@ -72,14 +69,14 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
             });
             return Ok(Issued::fresh(*entry, token));
         }
+        seen = entry.token(config.field).map(|t| t.value.clone());
     }
 
     log.debug(|| "renewal needed; locking the cache entry".to_string());
     let lock = config.store.lock(&config.key, config.lock_timeout)?;
     let current = reload(config)?;
     if let Some(entry) = &current {
-        let renewed_meanwhile =
-            entry.token(config.field).map(|t| t.value.expose()) != seen.as_deref();
+        let renewed_meanwhile = entry.token(config.field).map(|t| &t.value) != seen.as_ref();
         if (!config.force_refresh || renewed_meanwhile)
             && let Some(token) = entry.fresh_token(config.field, now_secs())
         {
@@ -123,12 +120,9 @@ fn renew(
         .filter(|_| provider.uses_refresh_tokens() && working.has_usable_refresh_token(now));
     // Without a refresh token, a login that cannot get a password fails
     // here, before any certificate store is loaded or request made.
-    if refresh_token.is_none() && provider.login_needs_password() && !credentials.can_get_password()
+    if refresh_token.is_none()
+        && let Some(error) = cannot_log_in(provider.as_ref(), credentials)
     {
-        let error = credentials
-            .password()
-            .err()
-            .unwrap_or_else(|| Error::auth("login required"));
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
     let http = Http::new(&config.tls, config.timeout, log)?;
@@ -149,22 +143,18 @@ fn renew(
         match provider.refresh(&ctx, &mut working, &refresh_token) {
             Ok(grant) => {
                 // A response without the token we hand out must not make
-                // the previous (expired) one look renewed. Only a rotated
-                // refresh token in it is worth saving.
-                let lacks_field = match config.field {
-                    TokenField::IdToken => grant.id_token.is_none(),
-                    TokenField::AccessToken => grant.access_token.is_none(),
-                };
+                // the previous (expired) one look renewed; but a rotated
+                // refresh token in it is saved all the same.
+                let lacks_field = grant.token(config.field).is_none();
                 let rotated = grant
                     .refresh_token
                     .as_ref()
                     .is_some_and(|t| Some(t) != working.refresh_token.as_ref());
-                if lacks_field && !rotated {
-                    return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
+                if !lacks_field || rotated {
+                    provider::apply_grant(&mut working, grant, now_secs(), false);
+                    config.store.save(lock, &working)?;
+                    log.debug(|| "refreshed; new tokens saved".to_string());
                 }
-                provider::apply_grant(&mut working, grant, now_secs(), false);
-                config.store.save(lock, &working)?;
-                log.debug(|| "refreshed; new tokens saved".to_string());
                 if lacks_field {
                     return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
                 }
@@ -179,15 +169,21 @@ fn renew(
         }
     }
 
-    if provider.login_needs_password() && !credentials.can_get_password() {
-        let error = credentials
-            .password()
-            .err()
-            .unwrap_or_else(|| Error::auth("login required"));
+    if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
     login(config, &ctx, provider.as_ref(), lock, &working)
         .or_else(|error| serve_stale_or_fail(config, current.as_ref(), error))
+}
+
+/// Why a login cannot happen in this run: the provider needs a password
+/// and there is no way to get one.
+fn cannot_log_in(provider: &dyn Provider, credentials: &Credentials) -> Option<Error> {
+    if provider.login_needs_password() {
+        credentials.password_unavailable()
+    } else {
+        None
+    }
 }
 
 fn login(

@@ -143,16 +143,11 @@ impl Fixture {
 
     /// The one cache entry.
     fn entry(&self) -> PathBuf {
-        let entries = self.env.cache_entries();
-        assert_eq!(entries.len(), 1, "one cache entry expected: {entries:?}");
-        entries[0].clone()
+        self.env.only_entry()
     }
 
     fn cached_token(&self) -> String {
-        read_entry(&self.entry())["id_token"]["value"]
-            .as_str()
-            .expect("cached id_token")
-            .to_owned()
+        entry_token(&self.entry(), "id_token").expect("cached id_token")
     }
 
     fn refresh_token(&self) -> Option<String> {

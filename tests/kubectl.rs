@@ -118,17 +118,12 @@ impl Rig {
 
     /// The one cache entry.
     fn entry(&self) -> PathBuf {
-        let entries = self.env.cache_entries();
-        assert_eq!(entries.len(), 1, "exactly one cache entry: {entries:?}");
-        entries[0].clone()
+        self.env.only_entry()
     }
 
     /// The id_token stored in the entry.
     fn cached_token(&self) -> String {
-        read_entry(&self.entry())["id_token"]["value"]
-            .as_str()
-            .expect("the entry holds an id_token")
-            .to_string()
+        entry_token(&self.entry(), "id_token").expect("the entry holds an id_token")
     }
 
     fn cached_refresh_token(&self) -> String {

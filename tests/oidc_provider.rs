@@ -175,12 +175,6 @@ fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
     (r.status().as_u16(), body)
 }
 
-fn only_entry(env: &Env) -> PathBuf {
-    let entries = env.cache_entries();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    entries[0].clone()
-}
-
 fn raw_token(out: &Output) -> String {
     let text = ok(out);
     assert_eq!(text.lines().count(), 1, "{text:?}");
@@ -216,7 +210,7 @@ fn user_logout(env: &Env, server: &OidcServer, extra: &[&str]) -> Output {
 }
 
 fn refresh_token_of(env: &Env) -> String {
-    read_entry(&only_entry(env))["refresh_token"]
+    read_entry(&env.only_entry())["refresh_token"]
         .as_str()
         .expect("a refresh token in the entry")
         .to_string()
@@ -243,7 +237,7 @@ fn discovery_and_client_credentials_with_client_secret_post() {
     );
 
     // Discovery found the endpoints, and the entry keeps them.
-    let entry = read_entry(&only_entry(&env));
+    let entry = read_entry(&env.only_entry());
     assert_eq!(
         entry["endpoints"]["token"],
         format!("{}/token", server.issuer)
@@ -267,7 +261,7 @@ fn discovery_and_client_credentials_with_client_secret_post() {
     assert_eq!(server.counts(), before);
 
     // A renewal repeats the grant at the saved token endpoint.
-    age_tokens(&only_entry(&env), 2);
+    age_tokens(&env.only_entry(), 2);
     let renewed = raw_token(&client_token(&env, &flags, &secret));
     assert_ne!(renewed, token);
     assert_eq!(server.count("client_credentials"), 2);
@@ -294,7 +288,7 @@ fn client_credentials_with_client_secret_basic() {
     let token = raw_token(&client_token(&env, &flags, &secret));
     assert_eq!(server.count("client_credentials"), 1);
     assert_eq!(server.count("grant_errors"), 0);
-    let entry = read_entry(&only_entry(&env));
+    let entry = read_entry(&env.only_entry());
     let at = &entry["access_token"];
     assert_eq!(at["value"], token.as_str());
     let lifetime = at["expires_at"].as_i64().unwrap() - at["issued_at"].as_i64().unwrap();
@@ -325,7 +319,7 @@ fn password_grant_with_refresh_token_rotation() {
     assert_eq!(server.count("password"), 1);
 
     // First renewal (the token reached its margin): R0 → R1.
-    age_tokens(&only_entry(&env), 2);
+    age_tokens(&env.only_entry(), 2);
     let second = raw_token(&user_token(&env, &server, &scope));
     let r1 = refresh_token_of(&env);
     assert_ne!(second, first);
@@ -448,7 +442,7 @@ fn token_field_id_token_with_the_openid_scope() {
     assert_eq!(claims["iss"], server.issuer.as_str());
     assert_eq!(claims["aud"], public.as_str());
     // Its expiry in the cache is the JWT's exp.
-    let entry = read_entry(&only_entry(&env));
+    let entry = read_entry(&env.only_entry());
     assert_eq!(entry["id_token"]["value"], token.as_str());
     assert_eq!(entry["id_token"]["expires_at"], claims["exp"]);
 

@@ -17,7 +17,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,22 +103,6 @@ fn raw_token(out: &Output) -> String {
     text.trim_end().to_string()
 }
 
-/// The only cache entry.
-fn only_entry(env: &Env) -> std::path::PathBuf {
-    let entries = env.cache_entries();
-    assert_eq!(entries.len(), 1, "one cache entry expected: {entries:?}");
-    entries[0].clone()
-}
-
-/// A token's value in the cache entry.
-fn entry_token(path: &Path, field: &str) -> Option<String> {
-    read_entry(path)
-        .get(field)
-        .and_then(|t| t.get("value"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-}
-
 /// Token-endpoint requests with the given grant type, in order.
 fn grants(idp: &FakeIdp, grant_type: &str) -> Vec<RecordedRequest> {
     idp.requests()
@@ -172,7 +155,7 @@ fn keycloak_otp_from_env_is_sent_as_otp_field() {
     // Keycloak's API wants the access_token, which is the default outside PCD.
     assert!(idp.is_valid_token(&token));
     assert_eq!(
-        entry_token(&only_entry(&env), "access_token").as_deref(),
+        entry_token(&env.only_entry(), "access_token").as_deref(),
         Some(token.as_str())
     );
     assert_eq!(idp.active_sessions(ALICE), 1);
@@ -240,7 +223,7 @@ fn keycloak_renews_by_refresh_without_a_new_session() {
         .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
         .env("DEXCRED_OTP", "424242"));
     let first = raw_token(&out);
-    let entry = only_entry(&env);
+    let entry = env.only_entry();
     let refresh_before = read_entry(&entry)["refresh_token"].clone();
 
     // The access token reaches its refresh margin. The renewal needs
@@ -335,7 +318,7 @@ fn heavy_keycloak_session_count_stays_at_one_with_20_parallel_runs() {
 
     // Waves 2 and 3: wait until the token is due for renewal by the clock
     // (no cache editing), then 20 at once again.
-    let entry = only_entry(&env);
+    let entry = env.only_entry();
     for round in 2..=3 {
         let due = read_entry(&entry)["access_token"]["expires_at"]
             .as_i64()
@@ -386,11 +369,11 @@ fn client_credentials_with_the_secret_in_the_form() {
     assert_eq!(r.form_value("audience"), Some("api"));
     // The default grant without --username is client_credentials.
     assert_eq!(
-        read_entry(&only_entry(&env))["key"]["grant"],
+        read_entry(&env.only_entry())["key"]["grant"],
         "client_credentials"
     );
     // No refresh token from Keycloak here, and none needed.
-    assert!(read_entry(&only_entry(&env)).get("refresh_token").is_none());
+    assert!(read_entry(&env.only_entry()).get("refresh_token").is_none());
 }
 
 #[test]
@@ -419,7 +402,7 @@ fn client_credentials_with_http_basic() {
     assert_eq!(r.form_value("scope"), Some("openid email profile"));
     // The document's response carries expires_in 604800 and a JWT access
     // token whose exp matches.
-    let entry = read_entry(&only_entry(&env));
+    let entry = read_entry(&env.only_entry());
     let lifetime = entry["access_token"]["expires_at"].as_i64().unwrap()
         - entry["access_token"]["issued_at"].as_i64().unwrap();
     assert_eq!(lifetime, 604_800);
@@ -434,7 +417,7 @@ fn client_credentials_renew_by_asking_again_not_by_refresh() {
     let first = raw_token(&token_as_service(&env, &flags, &[]));
     // The Basic service returns a refresh_token too; dexcred still renews
     // client-credentials tokens with the grant itself (RFC 6749 §4.4.3).
-    age_tokens(&only_entry(&env), 2);
+    age_tokens(&env.only_entry(), 2);
     let second = raw_token(&token_as_service(&env, &flags, &[]));
     assert_ne!(first, second);
     let counts = idp.counts();
@@ -532,7 +515,7 @@ fn token_formats_raw_header_json_share_one_cached_token() {
     );
     // The advertised expiry is before the token's real one (the refresh
     // margin) and in the future.
-    let real = read_entry(&only_entry(&env))["access_token"]["expires_at"]
+    let real = read_entry(&env.only_entry())["access_token"]["expires_at"]
         .as_i64()
         .unwrap();
     assert!(expiry_unix < real && expiry_unix > now_secs(), "{json}");
@@ -573,7 +556,7 @@ fn curl_uses_the_header_from_dexcred_token() {
     let seen = kube.seen_tokens();
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        entry_token(&only_entry(&env), "access_token").as_ref(),
+        entry_token(&env.only_entry(), "access_token").as_ref(),
         Some(&seen[0])
     );
 
@@ -632,7 +615,7 @@ fn kubectl_with_a_keycloak_password_and_otp_exec_entry() {
     let seen = kube.seen_tokens();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(
-        entry_token(&only_entry(&env), "access_token").as_ref(),
+        entry_token(&env.only_entry(), "access_token").as_ref(),
         Some(&seen[0])
     );
 }
@@ -706,7 +689,7 @@ fn issuer_discovery_is_cached_in_the_entry() {
     let counts = idp.counts();
     assert_eq!(counts.discovery, 1);
     assert_eq!(counts.password_grant, 1);
-    let entry = only_entry(&env);
+    let entry = env.only_entry();
     let endpoints = read_entry(&entry)["endpoints"].clone();
     assert_eq!(
         endpoints["token"],
@@ -757,7 +740,7 @@ fn issuer_discovery_client_credentials_renewal_uses_the_saved_endpoints() {
     assert_eq!(idp.counts().discovery, 1);
     assert!(idp.requests().iter().any(|r| r.used_basic_auth()));
 
-    age_tokens(&only_entry(&env), 2);
+    age_tokens(&env.only_entry(), 2);
     let second = raw_token(&token_as_service(&env, &flags, &[]));
     assert_ne!(first, second);
     let counts = idp.counts();
@@ -795,7 +778,7 @@ fn issuer_client_credentials_rediscover_when_the_saved_endpoint_is_gone() {
     ];
     raw_token(&token_as_service(&env, &flags, &[]));
     // The server moved its token endpoint since discovery was saved.
-    let entry = only_entry(&env);
+    let entry = env.only_entry();
     let moved = format!("{}/moved-away/token", idp.url());
     edit_entry(&entry, |e| e["endpoints"]["token"] = moved.clone().into());
     age_tokens(&entry, 2);
@@ -837,7 +820,7 @@ fn logout_ends_the_keycloak_session_and_deletes_the_entry() {
 
     let token = raw_token(&token_with_password(&env, &flags, &[]));
     assert_eq!(idp.active_sessions(ALICE), 1);
-    let refresh = read_entry(&only_entry(&env))["refresh_token"]
+    let refresh = read_entry(&env.only_entry())["refresh_token"]
         .as_str()
         .expect("refresh token")
         .to_string();

@@ -72,12 +72,20 @@ impl Store {
         Store { dir }
     }
 
-    /// `$XDG_CACHE_HOME/dexcred`, else `~/.cache/dexcred` (on macOS
-    /// `~/Library/Caches/dexcred`).
-    pub fn default_dir() -> Result<PathBuf> {
-        dirs::cache_dir().map(|d| d.join("dexcred")).ok_or_else(|| {
-            Error::usage("cannot find your cache directory (HOME is not set); pass --cache-dir DIR")
-        })
+    /// The store in `--cache-dir` when given, else in `$XDG_CACHE_HOME/dexcred`
+    /// or `~/.cache/dexcred` (on macOS `~/Library/Caches/dexcred`).
+    pub fn at(dir: Option<&Path>) -> Result<Store> {
+        let dir = match dir {
+            Some(dir) => dir.to_path_buf(),
+            None => dirs::cache_dir()
+                .map(|d| d.join("dexcred"))
+                .ok_or_else(|| {
+                    Error::usage(
+                        "cannot find your cache directory (HOME is not set); pass --cache-dir DIR",
+                    )
+                })?,
+        };
+        Ok(Store::new(dir))
     }
 
     pub fn dir(&self) -> &Path {

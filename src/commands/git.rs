@@ -42,7 +42,7 @@ fn get(args: &GitArgs) -> Result<()> {
         GitAuthArg::Basic => false,
     };
     let config = Config::from_args(&args.provider, &args.common)?;
-    let credentials = config.credentials(git_may_prompt());
+    let credentials = config.credentials(git_may_prompt);
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();
     let answer = if bearer {

@@ -12,10 +12,13 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use clap::ValueEnum;
+
 use crate::cli::{
-    ClientAuthArg, CommonArgs, GrantArg, KubeconfigArgs, ProviderArgs, TokenFieldArg,
+    ClientAuthArg, CommonArgs, DEFAULT_LOCK_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_USER_DOMAIN,
+    KubeconfigArgs, ProviderArgs,
 };
-use crate::config::{self, Config};
+use crate::config::{self, Config, given};
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Exec, Kubeconfig};
 
@@ -45,13 +48,6 @@ pub const INSTALL_HINT: &str = "\
 dexcred gets the tokens for this cluster but was not found on your PATH.
 Install it (cargo install dexcred, or a release binary or package), make sure
 `dexcred` is on PATH, and run kubectl again. See the dexcred README, Installation.";
-
-/// The clap defaults of `--user-domain`, `--timeout` and `--lock-timeout`
-/// (a test keeps them in step with src/cli.rs): flags equal to these are
-/// not copied into the kubeconfig.
-const DEFAULT_USER_DOMAIN: &str = "Default";
-const DEFAULT_TIMEOUT: u64 = 30;
-const DEFAULT_LOCK_TIMEOUT: u64 = 60;
 
 /// Largest cluster CA file we embed; a CA bundle is a few kilobytes.
 const MAX_CA_BYTES: u64 = 1024 * 1024;
@@ -106,10 +102,6 @@ pub fn build(args: &KubeconfigArgs, config: &Config) -> Result<Kubeconfig> {
             install_hint: INSTALL_HINT.to_string(),
         },
     })
-}
-
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The API server: `--server`, else the PCD-K OIDC proxy
@@ -277,12 +269,7 @@ fn read_cluster_ca(path: &Path) -> Result<String> {
 /// plugin from any directory). Secret values are never among them.
 pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Result<Vec<String>> {
     let mut args = Args(vec!["kubectl".to_string()]);
-    let provider_flag = match config.key.provider.as_str() {
-        "pcd" => "--pcd",
-        "issuer" => "--issuer",
-        _ => "--token-url",
-    };
-    args.value(provider_flag, &config.key.url);
+    args.value(config.provider_flag(), &config.key.url);
     args.option("--logout-url", given(&p.logout_url));
     args.option("--username", given(&p.username));
     if p.user_domain != DEFAULT_USER_DOMAIN {
@@ -294,18 +281,12 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     args.option("--otp-command", given(&p.otp_command));
     args.option("--client-id", given(&p.client_id));
     args.path("--client-secret-file", p.client_secret_file.as_deref())?;
-    if p.client_auth == ClientAuthArg::Basic {
-        args.value("--client-auth", "basic");
+    if p.client_auth != ClientAuthArg::Post {
+        args.option("--client-auth", value_name(p.client_auth).as_deref());
     }
     args.option("--connector-id", given(&p.connector_id));
     args.option("--scope", given(&p.scope));
-    args.option(
-        "--grant",
-        p.grant.map(|g| match g {
-            GrantArg::Password => "password",
-            GrantArg::ClientCredentials => "client_credentials",
-        }),
-    );
+    args.option("--grant", p.grant.and_then(value_name).as_deref());
     for param in p
         .extra_params
         .iter()
@@ -316,10 +297,7 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     }
     args.option(
         "--token-field",
-        p.token_field.map(|f| match f {
-            TokenFieldArg::IdToken => "id_token",
-            TokenFieldArg::AccessToken => "access_token",
-        }),
+        p.token_field.and_then(value_name).as_deref(),
     );
     args.path(
         "--certificate-authority",
@@ -336,6 +314,11 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     }
     args.path("--cache-dir", common.cache_dir.as_deref())?;
     Ok(args.0)
+}
+
+/// How a `--flag` value is spelled on the command line (clap's own name).
+fn value_name(value: impl ValueEnum) -> Option<String> {
+    value.to_possible_value().map(|v| v.get_name().to_string())
 }
 
 /// The growing argument list.

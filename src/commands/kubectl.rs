@@ -14,9 +14,11 @@ pub fn run(args: &KubectlArgs) -> Result<()> {
     let config = Config::from_args(&args.provider, &args.common)?;
     // kubectl's `spec.interactive` is the truth when present: with
     // interactiveMode Never it is false even at a terminal.
-    let interactive = info
-        .interactive
-        .unwrap_or_else(|| std::io::stdin().is_terminal());
+    let interactive: fn() -> bool = match info.interactive {
+        Some(true) => || true,
+        Some(false) => || false,
+        None => || std::io::stdin().is_terminal(),
+    };
     let credentials = config.credentials(interactive);
     let issued = session::get_token(&config, &credentials)?;
     let out = render(

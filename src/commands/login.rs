@@ -13,7 +13,7 @@ use crate::session::{self, Issued};
 pub fn run(args: &LoginArgs) -> Result<()> {
     let mut config = Config::from_args(&args.provider, &args.common)?;
     config.force_refresh = true;
-    let credentials = config.credentials(super::stdin_is_interactive());
+    let credentials = config.credentials(super::stdin_is_interactive);
     let issued = session::get_token(&config, &credentials)?;
     let path = config.store.entry_path(&config.key);
     super::write_stdout(&summary(

@@ -13,22 +13,19 @@ pub fn run(args: &LogoutArgs) -> Result<()> {
         return all(args);
     }
     let config = Config::from_args(&args.provider, &args.common)?;
-    let report = session::logout(&config, &config.credentials(false))?;
+    let report = session::logout(&config, &config.credentials(never))?;
     super::write_stdout(&describe(&config, &report))
 }
 
 fn all(args: &LogoutArgs) -> Result<()> {
-    let store = match &args.common.cache_dir {
-        Some(dir) => crate::cache::Store::new(dir.clone()),
-        None => crate::cache::Store::new(crate::cache::Store::default_dir()?),
-    };
+    let store = crate::cache::Store::at(args.common.cache_dir.as_deref())?;
     let mut out = String::new();
     let mut count = 0;
     for (path, parsed) in store.list()? {
         match parsed {
             Ok(entry) => {
                 let config = Config::for_key(entry.key, &args.provider, &args.common)?;
-                let report = session::logout(&config, &config.credentials(false))?;
+                let report = session::logout(&config, &config.credentials(never))?;
                 out.push_str(&describe(&config, &report));
             }
             Err(reason) => {
@@ -45,6 +42,11 @@ fn all(args: &LogoutArgs) -> Result<()> {
         out.push_str(&format!("No cached tokens in {}.\n", store.dir().display()));
     }
     super::write_stdout(&out)
+}
+
+/// Logout never prompts: it needs no password.
+fn never() -> bool {
+    false
 }
 
 fn describe(config: &Config, report: &LogoutReport) -> String {

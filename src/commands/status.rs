@@ -41,10 +41,7 @@ struct Row {
 }
 
 pub fn run(args: &StatusArgs) -> Result<()> {
-    let store = Store::new(match &args.common.cache_dir {
-        Some(dir) => dir.clone(),
-        None => Store::default_dir()?,
-    });
+    let store = Store::at(args.common.cache_dir.as_deref())?;
     let now = now_secs();
     let rows: Vec<Row> = store
         .list()?

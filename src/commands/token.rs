@@ -8,7 +8,7 @@ use crate::session;
 
 pub fn run(args: &TokenArgs) -> Result<()> {
     let config = Config::from_args(&args.provider, &args.common)?;
-    let credentials = config.credentials(super::stdin_is_interactive());
+    let credentials = config.credentials(super::stdin_is_interactive);
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();
     let out = match args.format {

@@ -12,12 +12,12 @@
 pub mod oauth;
 pub mod pcd;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cache::{Entry, StoredToken};
+use crate::cache::{Entry, StoredToken, TokenField};
 use crate::error::{Error, Result};
 use crate::http::{Http, Response};
 use crate::jwt;
@@ -40,6 +40,16 @@ pub struct Grant {
     pub access_token: Option<StoredToken>,
     pub refresh_token: Option<Secret>,
     pub refresh_expires_at: Option<i64>,
+}
+
+impl Grant {
+    /// The token of the given kind in this response, if the server sent one.
+    pub fn token(&self, field: TokenField) -> Option<&StoredToken> {
+        match field {
+            TokenField::IdToken => self.id_token.as_ref(),
+            TokenField::AccessToken => self.access_token.as_ref(),
+        }
+    }
 }
 
 /// Why a renewal with the refresh token did not work, which decides what
@@ -71,8 +81,11 @@ pub enum Logout {
 pub struct Credentials {
     pub password: Sources,
     pub otp: Sources,
-    /// May dexcred ask on the terminal?
-    pub interactive: bool,
+    /// May dexcred ask on the terminal? Decided by the front end, and asked
+    /// only when a secret is actually needed, so the cache-hit path never
+    /// probes the terminal.
+    interactive: fn() -> bool,
+    interactive_answer: Cell<Option<bool>>,
     /// Bounds password and OTP commands.
     pub timeout: Duration,
     /// Shown in prompts: "alice@example.com at https://pcd.example".
@@ -84,7 +97,7 @@ impl Credentials {
     pub fn new(
         password: Sources,
         otp: Sources,
-        interactive: bool,
+        interactive: fn() -> bool,
         timeout: Duration,
         account: String,
     ) -> Credentials {
@@ -92,16 +105,38 @@ impl Credentials {
             password,
             otp,
             interactive,
+            interactive_answer: Cell::new(None),
             timeout,
             account,
             password_value: RefCell::new(None),
         }
     }
 
-    /// Whether a password login can happen without failing for lack of a
-    /// password.
-    pub fn can_get_password(&self) -> bool {
-        self.password.configured() || self.interactive || self.password_value.borrow().is_some()
+    /// Whether dexcred may prompt on the terminal in this run.
+    pub fn is_interactive(&self) -> bool {
+        match self.interactive_answer.get() {
+            Some(answer) => answer,
+            None => {
+                let answer = (self.interactive)();
+                self.interactive_answer.set(Some(answer));
+                answer
+            }
+        }
+    }
+
+    /// Why a password login cannot happen in this run, if it cannot: no
+    /// password source and no terminal to ask on.
+    pub fn password_unavailable(&self) -> Option<Error> {
+        let available = self.password.configured()
+            || self.password_value.borrow().is_some()
+            || self.is_interactive();
+        (!available).then(|| {
+            Error::auth(format!(
+                "login required for {} and no password is available in this non-interactive run; \
+                 set DEXCRED_PASSWORD, --password-file or --password-command, or run `dexcred login` in a terminal",
+                self.account
+            ))
+        })
     }
 
     /// The password: from the configured source, else a no-echo prompt when
@@ -110,18 +145,12 @@ impl Credentials {
         if let Some(p) = self.password_value.borrow().as_ref() {
             return Ok(p.clone());
         }
-        let value = match self.password.read(self.timeout, self.interactive)? {
+        if let Some(error) = self.password_unavailable() {
+            return Err(error);
+        }
+        let value = match self.password.read(self.timeout, self.is_interactive())? {
             Some(p) => p,
-            None if self.interactive => {
-                secret::prompt(&format!("Password for {}: ", self.account))?
-            }
-            None => {
-                return Err(Error::auth(format!(
-                    "login required for {} and no password is available in this non-interactive run; \
-                     set DEXCRED_PASSWORD, --password-file or --password-command, or run `dexcred login` in a terminal",
-                    self.account
-                )));
-            }
+            None => secret::prompt(&format!("Password for {}: ", self.account))?,
         };
         if value.expose().is_empty() {
             return Err(Error::auth("the password is empty"));
@@ -132,7 +161,7 @@ impl Credentials {
 
     /// The one-time code from its configured source, if any.
     pub fn configured_otp(&self) -> Result<Option<Secret>> {
-        self.otp.read(self.timeout, self.interactive)
+        self.otp.read(self.timeout, self.is_interactive())
     }
 }
 

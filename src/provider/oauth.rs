@@ -114,7 +114,9 @@ impl OAuth {
             // Keycloak answers a missing one-time code exactly like a wrong
             // password, so at a terminal, with no code configured, offer to
             // enter one before giving up.
-            Err(e) if otp.is_none() && ctx.credentials.interactive && is_bad_credentials(&e) => {
+            Err(e)
+                if otp.is_none() && ctx.credentials.is_interactive() && is_bad_credentials(&e) =>
+            {
                 let code = secret::prompt(
                     "The server refused the login. One-time code (leave empty if you have none): ",
                 )?;

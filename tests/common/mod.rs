@@ -92,6 +92,17 @@ impl Env {
         cmd
     }
 
+    /// The one cache entry file (failing the test if there is not exactly one).
+    pub fn only_entry(&self) -> PathBuf {
+        let entries = self.cache_entries();
+        assert_eq!(
+            entries.len(),
+            1,
+            "exactly one cache entry expected: {entries:?}"
+        );
+        entries[0].clone()
+    }
+
     /// The cache entry files currently on disk.
     pub fn cache_entries(&self) -> Vec<PathBuf> {
         let Ok(dir) = std::fs::read_dir(self.cache_dir()) else {
@@ -199,6 +210,15 @@ pub fn git_old() -> PathBuf {
 pub fn read_entry(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("read cache entry");
     serde_json::from_str(&text).expect("cache entry is JSON")
+}
+
+/// A token's value (`"id_token"`, `"access_token"`) in a cache entry file.
+pub fn entry_token(path: &Path, field: &str) -> Option<String> {
+    read_entry(path)
+        .get(field)
+        .and_then(|t| t.get("value"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 /// Rewrites a cache entry in place (keeping its 0600 mode) — used to make a
