@@ -15,7 +15,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,23 +78,9 @@ impl Scan {
         env: &Env,
         idp: &FakeIdp,
     ) -> Output {
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start dexcred");
-        if let Some(input) = input {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("wait");
+        let out = spawn_with_input(cmd, input)
+            .wait_with_output()
+            .expect("wait");
         self.harvest(env, idp);
         self.outputs.push((label.to_string(), out.clone()));
         out

@@ -15,9 +15,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -119,22 +118,8 @@ fn wave(env: &Env, idp: &FakeIdp, wave: usize) -> Vec<Outcome> {
     for i in 0..PER_WAVE {
         let front = [FrontEnd::Kubectl, FrontEnd::TokenJson, FrontEnd::Git][(i + wave) % 3];
         let (mut cmd, input) = command(env, &url, front);
-        cmd.env("DEXCRED_PASSWORD", ALICE_PASSWORD)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start dexcred");
-        if let Some(input) = input {
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin
-                .write_all(input.as_bytes())
-                .expect("write git request");
-        }
-        started.push((front, child));
+        cmd.env("DEXCRED_PASSWORD", ALICE_PASSWORD);
+        started.push((front, spawn_with_input(&mut cmd, input)));
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = started

@@ -255,6 +255,24 @@ pub fn age_tokens(path: &Path, still_alive_for_secs: i64) {
     });
 }
 
+/// Starts `cmd` with piped stdout/stderr, feeding `input` on stdin (and
+/// closing it), or with stdin from /dev/null when there is no input.
+pub fn spawn_with_input(cmd: &mut Command, input: Option<&str>) -> std::process::Child {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start command");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("write stdin");
+    }
+    child
+}
+
 /// Runs `cmd` to completion, killing it and failing the test if it is still
 /// running after `deadline`: the check that no run hangs. Not a speed
 /// assertion — a healthy run takes a fraction of any deadline used here.
