@@ -412,7 +412,7 @@ pub struct ExchangeArgs {
     )]
     pub subject_token_type: Option<TokenTypeArg>,
 
-    /// What to ask Dex for [default: --token-field's default]
+    /// The token to ask for and hand out [default: id_token with --pcd, else access_token]
     #[arg(
         long,
         env = "DEXCRED_REQUESTED_TOKEN_TYPE",
