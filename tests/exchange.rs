@@ -528,6 +528,48 @@ fn login_and_status_describe_the_exchange() {
     ));
     assert!(status.contains(PIPELINE), "{status}");
     assert!(!status.contains(&rig.subject()));
+
+    // logout --all rebuilds the exchange from the entry alone and deletes it.
+    let out = ok(&run_bounded(
+        &mut rig.env.dexcred(["logout", "--all"]),
+        DEADLINE,
+    ));
+    assert!(rig.env.cache_entries().is_empty(), "{out}");
+    assert_eq!(
+        rig.idp.counts().token_exchange,
+        1,
+        "logout exchanges nothing"
+    );
+}
+
+#[test]
+fn issuer_discovery_finds_the_dex_token_endpoint() {
+    let rig = Rig::new();
+    let issuer = format!("{}/dex", rig.idp.url());
+    let args: Vec<String> = std::iter::once("token".to_string())
+        .chain(
+            rig.flags_with(&["--token-url", &issuer])
+                .into_iter()
+                .map(|a| {
+                    if a == "--token-url" {
+                        "--issuer".into()
+                    } else {
+                        a
+                    }
+                }),
+        )
+        .collect();
+    let token = ok(&run_bounded(&mut rig.env.dexcred(&args), DEADLINE))
+        .trim()
+        .to_string();
+    assert!(rig.idp.is_valid_token(&token));
+    let counts = rig.idp.counts();
+    assert_eq!((counts.discovery, counts.token_exchange), (1, 1));
+    // Renewal uses the saved endpoint: no second discovery.
+    age_tokens(&rig.env.only_entry(), 5);
+    ok(&run_bounded(&mut rig.env.dexcred(&args), DEADLINE));
+    let counts = rig.idp.counts();
+    assert_eq!((counts.discovery, counts.token_exchange), (1, 2));
 }
 
 /// `dexcred kubeconfig` writes an exec entry with the exchange flags (the
@@ -647,15 +689,31 @@ fn no_token_ever_reaches_a_command_line() {
     std::fs::write(&pat_file, format!("{pat}\n")).unwrap();
     let flags = rig.flags().join(" ");
     let url = format!("{}/api/v1/namespaces/default/pods", kube.url());
+    let kubeconfig = rig.env.path().join("kubeconfig");
+    let mut write = rig.dexcred(
+        "kubeconfig",
+        &[
+            "--server",
+            &kube.url(),
+            "--cluster-certificate-authority",
+            &kube.ca_pem_path().display().to_string(),
+            "--write",
+        ],
+    );
+    write.env("KUBECONFIG", &kubeconfig);
+    ok(&run_bounded(&mut write, DEADLINE));
     let ca = kube.ca_pem_path().display().to_string();
     let script = format!(
         "set -e\n\
          dexcred token --format curl {flags} | curl -sS --fail -K - --cacert {ca} {url} >/dev/null\n\
          dexcred token --force-refresh --format curl {flags} | curl -sS --fail -K - --cacert {ca} {url} >/dev/null\n\
+         {kubectl} --kubeconfig {kubeconfig} get --raw /api/v1/namespaces/default/pods >/dev/null\n\
          dexcred token --pat-file {pat} --header-name X-OCP-PERSONAL-ACCESS-TOKEN --format curl \
            | curl -sS -K - {idp}/pat-check >/dev/null || true\n",
         pat = pat_file.display(),
         idp = rig.idp.url(),
+        kubectl = kubectl("1.32").display(),
+        kubeconfig = kubeconfig.display(),
     );
     // Slow exchanges keep the pipelines alive while we watch.
     rig.idp.inject(Fault::new(
