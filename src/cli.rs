@@ -38,9 +38,9 @@ Examples:
   git config --global credential.https://git.example.com.helper \\
       'dexcred --pcd https://pcd-r1.example.com --username alice@example.com'
 
-  # scripts: a bearer token for curl, from the same cache
-  curl -H \"$(dexcred token --format header --pcd https://pcd-r1.example.com \\
-      --username alice@example.com)\" https://api.example.com/
+  # scripts: a bearer token for curl, from the same cache, never in argv
+  dexcred token --format curl --pcd https://pcd-r1.example.com \\
+      --username alice@example.com | curl -K - https://api.example.com/
 
 Passwords come from DEXCRED_PASSWORD, --password-file, --password-command or a
 terminal prompt, never from a command-line value.
@@ -117,6 +117,9 @@ pub enum GrantArg {
     Password,
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
+    /// RFC 8693: trade a CI system's identity token for one from Dex
+    #[value(name = "token_exchange", alias = "token-exchange")]
+    TokenExchange,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -348,6 +351,84 @@ pub struct ProviderArgs {
         help_heading = "Connection"
     )]
     pub force_refresh: bool,
+
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
+}
+
+/// The two token types Dex exchanges, by their short names or RFC 8693 URNs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenTypeArg {
+    #[value(
+        name = "id_token",
+        alias = "id-token",
+        alias = "urn:ietf:params:oauth:token-type:id_token"
+    )]
+    IdToken,
+    #[value(
+        name = "access_token",
+        alias = "access-token",
+        alias = "urn:ietf:params:oauth:token-type:access_token"
+    )]
+    AccessToken,
+}
+
+/// Where a subject token comes from besides a file or DEXCRED_SUBJECT_TOKEN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubjectSourceArg {
+    /// GitHub Actions' OIDC endpoint (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN)
+    #[value(name = "github-actions", alias = "github_actions")]
+    GithubActions,
+}
+
+// `--grant token_exchange`: where the subject token comes from and what to
+// ask for. (A plain comment: see CommonArgs.)
+#[derive(Debug, Clone, Args)]
+pub struct ExchangeArgs {
+    /// Read the subject token from FILE on every exchange (or set DEXCRED_SUBJECT_TOKEN)
+    #[arg(
+        long,
+        env = "DEXCRED_SUBJECT_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Token exchange"
+    )]
+    pub subject_token_file: Option<PathBuf>,
+
+    /// Fetch the subject token from the CI system
+    #[arg(
+        long,
+        env = "DEXCRED_SUBJECT_TOKEN_SOURCE",
+        value_enum,
+        help_heading = "Token exchange"
+    )]
+    pub subject_token_source: Option<SubjectSourceArg>,
+
+    /// What the subject token is [default: id_token]
+    #[arg(
+        long,
+        env = "DEXCRED_SUBJECT_TOKEN_TYPE",
+        value_enum,
+        help_heading = "Token exchange"
+    )]
+    pub subject_token_type: Option<TokenTypeArg>,
+
+    /// The token to ask for and hand out [default: id_token with --pcd, else access_token]
+    #[arg(
+        long,
+        env = "DEXCRED_REQUESTED_TOKEN_TYPE",
+        value_enum,
+        help_heading = "Token exchange"
+    )]
+    pub requested_token_type: Option<TokenTypeArg>,
+
+    /// Audience: sent with the exchange, and asked of GitHub Actions for its token
+    #[arg(
+        long,
+        env = "DEXCRED_AUDIENCE",
+        value_name = "AUD",
+        help_heading = "Token exchange"
+    )]
+    pub audience: Option<String>,
 }
 
 /// Accepts `30`, `30s`, `2m`.
@@ -426,6 +507,8 @@ pub enum TokenFormat {
     Header,
     /// {"token":…,"token_type":"Bearer","expiry":…}
     Json,
+    /// A curl config line (`header = "…"`), for `curl -K -`
+    Curl,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -433,6 +516,38 @@ pub struct TokenArgs {
     /// Output format
     #[arg(long, env = "DEXCRED_FORMAT", value_enum, default_value = "raw")]
     pub format: TokenFormat,
+
+    /// Header for --format header/curl: `NAME: <token>` instead of `Authorization: Bearer <token>`
+    #[arg(
+        long,
+        env = "DEXCRED_HEADER_NAME",
+        value_name = "NAME",
+        help_heading = "Output"
+    )]
+    pub header_name: Option<String>,
+
+    /// Hand out a personal access token (from DEXCRED_PAT, --pat-file, --pat-command or a prompt)
+    #[arg(long, help_heading = "Personal access token")]
+    pub pat: bool,
+
+    /// Read the personal access token from the first line of FILE (implies --pat)
+    #[arg(
+        long,
+        env = "DEXCRED_PAT_FILE",
+        value_name = "FILE",
+        help_heading = "Personal access token"
+    )]
+    pub pat_file: Option<PathBuf>,
+
+    /// Run CMD with /bin/sh; its first output line is the personal access token (implies --pat)
+    #[arg(
+        long,
+        env = "DEXCRED_PAT_COMMAND",
+        value_name = "CMD",
+        help_heading = "Personal access token"
+    )]
+    pub pat_command: Option<String>,
+
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]

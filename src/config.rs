@@ -9,15 +9,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cache::{Key, Store, TokenField};
-use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg};
+use crate::cache::{ExchangeKey, Key, Store, TokenField};
+use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenTypeArg};
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
 use crate::log::Log;
+use crate::provider::exchange::{self, TokenExchange};
 use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
 use crate::secret::{self, Secret, Sources};
+use crate::subject;
 
 /// Environment variables that carry secret values themselves. They are read
 /// directly, not through clap, so there is no `--password VALUE` flag.
@@ -35,6 +37,10 @@ const RESERVED_PARAMS: &[&str] = &[
     "refresh_token",
     "scope",
     "otp",
+    "subject_token",
+    "subject_token_type",
+    "requested_token_type",
+    "actor_token",
 ];
 
 #[derive(Debug, Clone)]
@@ -84,6 +90,14 @@ pub struct Config {
     client_secret_file: Option<PathBuf>,
     password: Sources,
     otp: Sources,
+    /// Set for `--grant token_exchange`.
+    exchange: Option<Exchange>,
+}
+
+/// What a token exchange needs beyond the key: where the subject token is.
+#[derive(Debug, Clone)]
+struct Exchange {
+    subject: Option<subject::Source>,
 }
 
 fn env_secret(name: &'static str) -> Option<(&'static str, Secret)> {
@@ -102,6 +116,9 @@ impl Config {
             Kind::OAuth(Endpoint::Issuer(u) | Endpoint::TokenUrl(u)) => u.clone(),
         };
         let grant = match (p.grant, &p.username) {
+            (Some(GrantArg::TokenExchange), _) => {
+                return Config::exchange_from_args(kind, url, p, common);
+            }
             (Some(GrantArg::ClientCredentials), _) if is_pcd => {
                 return Err(Error::usage(
                     "--pcd logs in with a password; --grant client_credentials needs --token-url or --issuer",
@@ -157,8 +174,93 @@ impl Config {
             connector_id,
             scope,
             extra_params,
+            exchange: None,
         };
         Config::assemble(kind, key, field, p, common)
+    }
+
+    /// `--grant token_exchange`: no user and no password; the subject
+    /// token's identity is part of the key, its value never is.
+    fn exchange_from_args(
+        kind: Kind,
+        url: String,
+        p: &ProviderArgs,
+        common: &CommonArgs,
+    ) -> Result<Config> {
+        let is_pcd = matches!(kind, Kind::Pcd);
+        if given(&p.username).is_some() {
+            return Err(Error::usage(
+                "--grant token_exchange logs in with a subject token, not as --username; remove it",
+            ));
+        }
+        let client_id = match (non_empty(&p.client_id), is_pcd) {
+            (Some(id), _) => id,
+            (None, true) => "kubernetes".to_string(),
+            (None, false) => {
+                return Err(Error::usage(
+                    "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
+                ));
+            }
+        };
+        let connector_id = non_empty(&p.connector_id).ok_or_else(|| {
+            Error::usage(
+                "--grant token_exchange needs --connector-id ID: the Dex connector that verifies \
+                 the subject token",
+            )
+        })?;
+        let x = &p.exchange;
+        let field_of = |t: TokenTypeArg| match t {
+            TokenTypeArg::IdToken => TokenField::IdToken,
+            TokenTypeArg::AccessToken => TokenField::AccessToken,
+        };
+        let from_token_field = p.token_field.map(|f| match f {
+            TokenFieldArg::IdToken => TokenField::IdToken,
+            TokenFieldArg::AccessToken => TokenField::AccessToken,
+        });
+        let requested = match (x.requested_token_type.map(field_of), from_token_field) {
+            (Some(r), Some(f)) if r != f => {
+                return Err(Error::usage(
+                    "--requested-token-type and --token-field disagree; give only --requested-token-type",
+                ));
+            }
+            (Some(r), _) | (None, Some(r)) => r,
+            (None, None) if is_pcd => TokenField::IdToken,
+            (None, None) => TokenField::AccessToken,
+        };
+        let audience = non_empty(&x.audience);
+        let source = subject::Source::from_args(x)?;
+        let identity = source.identity()?;
+        let scope = non_empty(&p.scope)
+            .or_else(|| is_pcd.then(|| "openid groups email profile".to_string()))
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
+        let key = Key {
+            provider: kind.name().to_string(),
+            url,
+            grant: exchange::GRANT_NAME.to_string(),
+            username: None,
+            user_domain: None,
+            project: None,
+            client_id,
+            connector_id: Some(connector_id),
+            scope,
+            extra_params: parse_extra_params(&p.extra_params)?,
+            exchange: Some(ExchangeKey {
+                subject: identity,
+                subject_token_type: x
+                    .subject_token_type
+                    .map_or(TokenField::IdToken, field_of)
+                    .name()
+                    .to_string(),
+                requested_token_type: requested.name().to_string(),
+                audience,
+            }),
+        };
+        let mut config = Config::assemble(kind, key, requested, p, common)?;
+        config.account = format!("{} at {}", source.describe(), config.key.url);
+        config.exchange = Some(Exchange {
+            subject: Some(source),
+        });
+        Ok(config)
     }
 
     /// The configuration for an existing cache entry (for `logout --all`):
@@ -171,11 +273,19 @@ impl Config {
                 key.provider
             ))
         })?;
-        let field = match kind {
-            Kind::Pcd => TokenField::IdToken,
-            Kind::OAuth(_) => TokenField::AccessToken,
+        let field = match (&key.exchange, &kind) {
+            (Some(x), _) if x.requested_token_type == TokenField::IdToken.name() => {
+                TokenField::IdToken
+            }
+            (Some(_), _) => TokenField::AccessToken,
+            (None, Kind::Pcd) => TokenField::IdToken,
+            (None, Kind::OAuth(_)) => TokenField::AccessToken,
         };
-        Config::assemble(kind, key, field, p, common)
+        let mut config = Config::assemble(kind, key, field, p, common)?;
+        if config.key.exchange.is_some() {
+            config.exchange = Some(Exchange { subject: None });
+        }
+        Ok(config)
     }
 
     fn assemble(
@@ -225,6 +335,7 @@ impl Config {
                 file: None,
                 command: non_empty(&p.otp_command),
             },
+            exchange: None,
         })
     }
 
@@ -233,6 +344,9 @@ impl Config {
     pub fn provider(&self) -> Result<Box<dyn Provider>> {
         let client_secret = self.client_secret()?;
         let key = &self.key;
+        if let Some(x) = &self.exchange {
+            return Ok(Box::new(self.exchange_provider(x, client_secret)));
+        }
         Ok(match &self.kind {
             Kind::Pcd => Box::new(Pcd {
                 base: key.url.clone(),
@@ -261,6 +375,38 @@ impl Config {
                 extra_params: key.extra_params.clone(),
             }),
         })
+    }
+
+    fn exchange_provider(&self, x: &Exchange, client_secret: Option<Secret>) -> TokenExchange {
+        let key = &self.key;
+        let xk = key.exchange.clone();
+        let field = |name: Option<&str>| {
+            if name == Some(TokenField::AccessToken.name()) {
+                TokenField::AccessToken
+            } else {
+                TokenField::IdToken
+            }
+        };
+        TokenExchange {
+            endpoint: match &self.kind {
+                Kind::Pcd => Endpoint::TokenUrl(format!("{}/dex/token", key.url)),
+                Kind::OAuth(endpoint) => endpoint.clone(),
+            },
+            client_id: key.client_id.clone(),
+            client_auth: match (client_secret, self.auth_method) {
+                (None, _) => crate::provider::ClientAuth::None,
+                (Some(s), AuthMethod::Post) => crate::provider::ClientAuth::Post(s),
+                (Some(s), AuthMethod::Basic) => crate::provider::ClientAuth::Basic(s),
+            },
+            connector_id: key.connector_id.clone().unwrap_or_default(),
+            subject: x.subject.clone(),
+            subject_token_type: field(xk.as_ref().map(|k| k.subject_token_type.as_str())),
+            requested: self.field,
+            audience: xk.and_then(|k| k.audience),
+            scope: key.scope.clone(),
+            extra_params: key.extra_params.clone(),
+            via_pcd: matches!(self.kind, Kind::Pcd),
+        }
     }
 
     fn client_secret(&self) -> Result<Option<Secret>> {
@@ -341,6 +487,16 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
 /// Returns the URL without a trailing slash, so `https://x/` and
 /// `https://x` share a cache entry.
 pub fn validate_url(flag: &str, value: &str) -> Result<String> {
+    check_url(flag, value, false)
+}
+
+/// [`validate_url`] for URLs that carry a query (GitHub Actions' ID token
+/// request URL), returned as given.
+pub fn validate_url_with_query(flag: &str, value: &str) -> Result<String> {
+    check_url(flag, value, true)
+}
+
+fn check_url(flag: &str, value: &str, allow_query: bool) -> Result<String> {
     let value = value.trim();
     let bad = |why: &str| Error::usage(format!("{flag} {value:?} is not usable: {why}"));
     let uri: ureq::http::Uri = value
@@ -361,6 +517,9 @@ pub fn validate_url(flag: &str, value: &str) -> Result<String> {
             ));
         }
         _ => return Err(bad("the scheme must be https")),
+    }
+    if allow_query && !value.contains('#') {
+        return Ok(value.to_string());
     }
     if uri.query().is_some() || value.contains('#') {
         return Err(bad("remove the query string or fragment"));

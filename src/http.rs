@@ -27,6 +27,7 @@ const SECRET_FIELDS: &[&str] = &[
     "client_secret",
     "refresh_token",
     "otp",
+    "subject_token",
     "totp",
     "token",
 ];

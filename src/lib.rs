@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod header;
 pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
@@ -24,6 +25,7 @@ pub mod protocol;
 pub mod provider;
 pub mod secret;
 pub mod session;
+pub mod subject;
 
 use std::ffi::OsString;
 

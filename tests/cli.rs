@@ -639,10 +639,11 @@ fn help_has_examples_for_kubectl_git_and_scripts() {
             "git example"
         );
         assert!(
-            help.contains("dexcred token --format header"),
+            help.contains("dexcred token --format curl"),
             "script example"
         );
-        assert!(help.contains("curl -H"), "script example");
+        assert!(help.contains("| curl -K - https://"), "script example");
+        assert!(!help.contains("curl -H"), "no token in curl's argv");
         assert!(help.contains("Exit codes: 0 ok, 2 usage"), "exit codes");
     }
 }

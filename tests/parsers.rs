@@ -73,6 +73,7 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 connector_id: None,
                 scope: Some("openid".into()),
                 extra_params: extra,
+                exchange: None,
             };
             let mut e = Entry::new(key, i64::from(at));
             e.id_token = id.map(|v| StoredToken {

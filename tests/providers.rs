@@ -536,9 +536,8 @@ fn curl_uses_the_header_from_dexcred_token() {
     let env = Env::new();
     let token_url = idp.keycloak_token_url(REALM);
     let script = format!(
-        "curl -sS --fail --cacert '{ca}' \
-         -H \"$(dexcred token --format header --token-url '{token_url}' --client-id {client} --username {user})\" \
-         '{api}/version'",
+        "dexcred token --format curl --token-url '{token_url}' --client-id {client} --username {user} \
+         | curl -sS --fail --cacert '{ca}' -K - '{api}/version'",
         ca = kube.ca_pem_path().display(),
         client = KEYCLOAK_PUBLIC_CLIENT,
         user = ALICE,

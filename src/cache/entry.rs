@@ -39,6 +39,26 @@ pub struct Key {
     /// line does not matter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_params: Vec<(String, String)>,
+    /// Token exchange only: whose identity is traded and for what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeKey>,
+}
+
+/// What makes two token exchanges give different tokens, besides the
+/// provider, client, connector and scopes already in [`Key`]. Never the
+/// subject token itself: it is short-lived, rotated by the CI system, and a
+/// secret that must not reach the disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeKey {
+    /// Who the subject token speaks for: `iss` and `sub` of a JWT subject
+    /// token (so two pipelines sharing a cache directory never share an
+    /// entry), else where it comes from (a file path, the variable, the
+    /// GitHub Actions request URL).
+    pub subject: String,
+    pub subject_token_type: String,
+    pub requested_token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 /// A bearer token and the times that decide when it must be renewed.
@@ -224,6 +244,7 @@ mod tests {
             connector_id: None,
             scope: None,
             extra_params: vec![],
+            exchange: None,
         };
         let mut e = Entry::new(key, 1000);
         e.id_token = Some(token(1000, 2000));

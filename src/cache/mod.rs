@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use entry::{Endpoints, Entry, Key, StoredToken, TokenField};
+pub use entry::{Endpoints, Entry, ExchangeKey, Key, StoredToken, TokenField};
 pub use lock::EntryLock;
 
 use crate::error::{Error, Result};
@@ -415,6 +415,7 @@ mod tests {
             connector_id: Some("default".into()),
             scope: None,
             extra_params: vec![],
+            exchange: None,
         }
     }
 

@@ -209,6 +209,15 @@ The one\-time code, for servers that ask for one (wins over \fB\-\-otp\-command\
 \fB{ENV_CLIENT_SECRET}\fR
 The OAuth client secret (wins over \fB\-\-client\-secret\-file\fR).
 .TP
+\fBDEXCRED_SUBJECT_TOKEN\fR
+The subject token for \fB\-\-grant token_exchange\fR (e.g. a GitLab \fBid_tokens:\fR variable); read at every exchange, never cached.
+.TP
+\fBDEXCRED_PAT\fR
+A personal access token for \fBdexcred token\fR (wins over \fB\-\-pat\-file\fR and \fB\-\-pat\-command\fR); never cached.
+.TP
+\fBACTIONS_ID_TOKEN_REQUEST_URL\fR, \fBACTIONS_ID_TOKEN_REQUEST_TOKEN\fR
+Set by GitHub Actions in jobs with \fBpermissions: id\-token: write\fR; used by \fB\-\-subject\-token\-source github\-actions\fR.
+.TP
 \fBCI\fR
 When set (and not \fB0\fR or \fBfalse\fR), \fBlogin\fR, \fBtoken\fR and the git helper never prompt; \fBkubectl\fR follows kubectl's own \fBinteractiveMode\fR.
 .TP

@@ -299,6 +299,7 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
         "--token-field",
         p.token_field.and_then(value_name).as_deref(),
     );
+    exchange_args(&mut args, &p.exchange)?;
     args.path(
         "--certificate-authority",
         p.certificate_authority.as_deref(),
@@ -314,6 +315,26 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     }
     args.path("--cache-dir", common.cache_dir.as_deref())?;
     Ok(args.0)
+}
+
+/// The token-exchange flags. The subject token itself is never among
+/// them: DEXCRED_SUBJECT_TOKEN stays in the environment kubectl passes on.
+fn exchange_args(args: &mut Args, x: &crate::cli::ExchangeArgs) -> Result<()> {
+    args.path("--subject-token-file", x.subject_token_file.as_deref())?;
+    args.option(
+        "--subject-token-source",
+        x.subject_token_source.and_then(value_name).as_deref(),
+    );
+    args.option(
+        "--subject-token-type",
+        x.subject_token_type.and_then(value_name).as_deref(),
+    );
+    args.option(
+        "--requested-token-type",
+        x.requested_token_type.and_then(value_name).as_deref(),
+    );
+    args.option("--audience", given(&x.audience));
+    Ok(())
 }
 
 /// How a `--flag` value is spelled on the command line (clap's own name).

@@ -75,6 +75,9 @@ fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<Str
         (Some(_), None) => {
             "refresh token held; the server sets its lifetime (not disclosed)".to_string()
         }
+        (None, _) if config.key.exchange.is_some() => {
+            "no refresh token: renewal exchanges a fresh subject token".to_string()
+        }
         (None, _) => "no refresh token: renewal logs in again".to_string(),
     };
     row("session:", session);

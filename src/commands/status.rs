@@ -88,7 +88,10 @@ fn row(file: String, entry: &Entry, now: i64) -> Row {
         error: None,
         provider: Some(key.provider.clone()),
         url: Some(key.url.clone()),
-        user: key.username.clone(),
+        user: key
+            .username
+            .clone()
+            .or_else(|| key.exchange.as_ref().map(|x| x.subject.clone())),
         client_id: Some(key.client_id.clone()),
         id_token_expires_at: entry.id_token.as_ref().and_then(|t| time(t.expires_at)),
         access_token_expires_at: entry.access_token.as_ref().and_then(|t| time(t.expires_at)),

@@ -9,6 +9,7 @@
 //! - [`oauth`]: any OAuth 2.0 / OpenID Connect token endpoint (Keycloak,
 //!   client-credentials services), by URL or by discovery.
 
+pub mod exchange;
 pub mod oauth;
 pub mod pcd;
 
@@ -515,6 +516,7 @@ mod tests {
             connector_id: None,
             scope: None,
             extra_params: vec![],
+            exchange: None,
         };
         let tok = |v: &str| StoredToken {
             value: Secret::new(v),

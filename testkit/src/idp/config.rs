@@ -230,6 +230,10 @@ pub struct Counts {
     pub claimed_errors: u64,
     /// Requests answered by an injected [`Fault`].
     pub faults: u64,
+    /// Token-exchange grants at Dex (RFC 8693).
+    pub token_exchange: u64,
+    /// Requests to the GitHub Actions ID token stand-in.
+    pub github_id_token: u64,
 }
 
 /// Replaces the answers to the next `times` requests whose path starts with

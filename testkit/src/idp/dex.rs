@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
+use super::exchange;
 use super::jwt;
 use super::state::{Account, DexRefresh, State};
 use crate::http::{Reply, Request};
@@ -58,14 +59,16 @@ pub(crate) fn token(state: &mut State, req: &Request) -> Reply {
     };
     let get = |key: &str| field(&form, key);
     let grant = get("grant_type");
-    if grant != "password" && grant != "refresh_token" {
+    if grant != "password" && grant != "refresh_token" && grant != exchange::GRANT_TYPE {
         return dex_error(400, "unsupported_grant_type", "");
     }
     let client_id = match authenticate_client(state, req, &form) {
         Ok(id) => id,
         Err(reply) => return reply,
     };
-    if grant == "password" {
+    if grant == exchange::GRANT_TYPE {
+        exchange::grant(state, &client_id, &form)
+    } else if grant == "password" {
         password_grant(state, &client_id, &form)
     } else {
         refresh_grant(state, &client_id, &form)
@@ -418,7 +421,8 @@ pub(crate) fn discovery(state: &State) -> Reply {
             "jwks_uri": format!("{issuer}/keys"),
             "userinfo_endpoint": format!("{issuer}/userinfo"),
             "device_authorization_endpoint": format!("{issuer}/device/code"),
-            "grant_types_supported": ["authorization_code", "password", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "password", "refresh_token",
+                exchange::GRANT_TYPE],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],

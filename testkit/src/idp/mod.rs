@@ -11,11 +11,13 @@
 //! | Dex | `POST /dex/token`, `GET /dex/.well-known/openid-configuration` |
 //! | Keycloak | `/auth/realms/{realm}/protocol/openid-connect/{token,logout,revoke}`, `/auth/realms/{realm}/.well-known/openid-configuration` (also without `/auth`) |
 //! | Basic client credentials | `POST /api/id/v1/auth/token` |
+//! | GitHub Actions ID token stand-in | `GET /_github/idtoken` (Bearer request token) |
 //! | testkit counters | `GET /_testkit/counts` (JSON [`Counts`]) |
 
 mod basic_cc;
 mod config;
 mod dex;
+mod exchange;
 mod jwt;
 mod keycloak;
 mod keystone;
@@ -31,6 +33,7 @@ pub use config::{
     ALICE, ALICE_PASSWORD, Client, Counts, DEX_CLIENT, Fault, IdpConfig, KEYCLOAK_PUBLIC_CLIENT,
     Lifetimes, OTHER_DEX_CLIENT, RecordedRequest, SERVICE_CLIENT, SERVICE_CLIENT_SECRET, User,
 };
+pub use exchange::{GITHUB_DEFAULT_AUDIENCE, GITHUB_SUBJECT};
 pub use jwt::decode_payload;
 
 use crate::http::{Handler, Reply, Request, Server};
@@ -276,6 +279,41 @@ impl FakeIdp {
         ))
     }
 
+    /// Adds a Dex connector that verifies subject tokens from the test CI
+    /// issuer requiring `aud == audience` (`token_exchange: false`: a
+    /// connector that exists but does not support the grant).
+    pub fn add_exchange_connector(&self, id: &str, audience: &str, token_exchange: bool) {
+        self.state().ci.connectors.insert(
+            id.to_owned(),
+            exchange::Connector {
+                audience: audience.to_owned(),
+                token_exchange,
+            },
+        );
+    }
+
+    /// The test CI issuer's `iss` (`{url}/_ci`).
+    pub fn ci_issuer(&self) -> String {
+        exchange::ci_issuer(&self.state())
+    }
+
+    /// A subject token from the CI issuer (ES256-signed), for `sub` and
+    /// `aud`, valid for `lifetime` on the IdP's clock; `Duration::ZERO`
+    /// gives one that has just expired.
+    pub fn mint_ci_token(&self, sub: &str, aud: &str, lifetime: Duration) -> String {
+        exchange::mint_ci_token(&self.state(), sub, aud, lifetime)
+    }
+
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` for the GitHub Actions stand-in.
+    pub fn github_actions_url(&self) -> String {
+        format!("{}{}?api-version=2.0", self.url(), exchange::GITHUB_PATH)
+    }
+
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` the stand-in accepts.
+    pub fn github_request_token(&self) -> String {
+        self.state().ci.github_request_token.clone()
+    }
+
     /// Live Keycloak sessions of `username`.
     pub fn active_sessions(&self, username: &str) -> usize {
         self.state().active_sessions(username)
@@ -361,6 +399,7 @@ fn route(state: &mut State, req: &Request) -> Reply {
         "/resmgr/v2/dexclients" => keystone::dexclients(state, req),
         "/dex/token" => dex::token(state, req),
         "/dex/.well-known/openid-configuration" => dex::discovery(state),
+        exchange::GITHUB_PATH => exchange::github_id_token(state, req),
         "/api/id/v1/auth/token" => basic_cc::token(state, req),
         p if p.starts_with("/api/id/") => basic_cc::not_found(),
         "/_testkit/counts" => Reply::json(200, &serde_json::json!(state.counts)),

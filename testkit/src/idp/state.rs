@@ -107,6 +107,8 @@ pub(crate) struct State {
     pub counts: Counts,
     pub faults: Vec<Fault>,
     pub requests: Vec<RecordedRequest>,
+    /// The CI issuer and the Dex connectors that trust it (token exchange).
+    pub ci: super::exchange::Ci,
 }
 
 impl State {
@@ -134,6 +136,7 @@ impl State {
             counts: Counts::default(),
             faults: Vec::new(),
             requests: Vec::new(),
+            ci: super::exchange::Ci::new(),
         };
         for user in config.users {
             state.add_user(user);
@@ -297,6 +300,8 @@ impl State {
             RequestKind::Logout => c.logout += 1,
             RequestKind::Revoke => c.revoke += 1,
             RequestKind::Discovery => c.discovery += 1,
+            RequestKind::TokenExchange => c.token_exchange += 1,
+            RequestKind::GithubIdToken => c.github_id_token += 1,
             RequestKind::Other => {}
         }
         if self.requests.len() >= MAX_RECORDED {
@@ -342,6 +347,8 @@ pub(crate) enum RequestKind {
     Logout,
     Revoke,
     Discovery,
+    TokenExchange,
+    GithubIdToken,
     Other,
 }
 
@@ -364,6 +371,9 @@ impl RequestKind {
         if path.ends_with("/protocol/openid-connect/revoke") {
             return RequestKind::Revoke;
         }
+        if path == super::exchange::GITHUB_PATH {
+            return RequestKind::GithubIdToken;
+        }
         let token_endpoint = path == "/dex/token"
             || path == "/api/id/v1/auth/token"
             || path.ends_with("/protocol/openid-connect/token");
@@ -374,6 +384,7 @@ impl RequestKind {
             Some("password") => RequestKind::PasswordGrant,
             Some("refresh_token") => RequestKind::RefreshGrant,
             Some("client_credentials") => RequestKind::ClientCredentials,
+            Some(super::exchange::GRANT_TYPE) => RequestKind::TokenExchange,
             _ => RequestKind::Other,
         }
     }
