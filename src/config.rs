@@ -17,6 +17,7 @@ use crate::log::Log;
 use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
+use crate::proxy::ProxyEnv;
 use crate::secret::{self, Secret, Sources};
 
 /// Environment variables that carry secret values themselves. They are read
@@ -75,11 +76,15 @@ pub struct Config {
     pub lock_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
+    /// HTTPS_PROXY, NO_PROXY and friends, read here with the rest of the
+    /// environment.
+    pub proxy: ProxyEnv,
     /// "alice@example.com at https://pcd-r1.example.com", for prompts and
     /// messages.
     pub account: String,
     kind: Kind,
     logout_url: Option<String>,
+    revocation_url: Option<String>,
     auth_method: AuthMethod,
     client_secret_file: Option<PathBuf>,
     password: Sources,
@@ -98,7 +103,7 @@ impl Config {
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
         let url = match &kind {
-            Kind::Pcd => validate_url("--pcd", p.pcd.as_deref().unwrap_or_default())?,
+            Kind::Pcd => validate_base_url("--pcd", p.pcd.as_deref().unwrap_or_default())?,
             Kind::OAuth(Endpoint::Issuer(u) | Endpoint::TokenUrl(u)) => u.clone(),
         };
         let grant = match (p.grant, &p.username) {
@@ -189,6 +194,10 @@ impl Config {
             Some(u) => Some(validate_url("--logout-url", &u)?),
             None => None,
         };
+        let revocation_url = match non_empty(&p.revocation_url) {
+            Some(u) => Some(validate_url("--revocation-url", &u)?),
+            None => None,
+        };
         let account = match &key.username {
             Some(u) => format!("{u} at {}", key.url),
             None => format!("client {} at {}", key.client_id, key.url),
@@ -205,12 +214,15 @@ impl Config {
                 certificate_authority: p.certificate_authority.clone(),
                 insecure_skip_verify: p.insecure_skip_tls_verify,
             },
+            proxy: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
             account,
             kind,
             logout_url,
+            revocation_url,
             auth_method: match p.client_auth {
                 ClientAuthArg::Post => AuthMethod::Post,
                 ClientAuthArg::Basic => AuthMethod::Basic,
+                ClientAuthArg::BasicRaw => AuthMethod::BasicRaw,
             },
             client_secret_file: p.client_secret_file.clone(),
             password: Sources {
@@ -248,6 +260,7 @@ impl Config {
             Kind::OAuth(endpoint) => Box::new(OAuth {
                 endpoint: endpoint.clone(),
                 logout_url: self.logout_url.clone(),
+                revocation_url: self.revocation_url.clone(),
                 grant: if key.grant == GrantKind::Password.name() {
                     GrantKind::Password
                 } else {
@@ -318,7 +331,7 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     .collect();
     match given.as_slice() {
         ["--pcd"] => Ok(Kind::Pcd),
-        ["--issuer"] => Ok(Kind::OAuth(Endpoint::Issuer(validate_url(
+        ["--issuer"] => Ok(Kind::OAuth(Endpoint::Issuer(validate_base_url(
             "--issuer",
             p.issuer.as_deref().unwrap_or_default(),
         )?))),
@@ -336,10 +349,18 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     }
 }
 
+/// A base URL that dexcred appends paths to (`--pcd`, `--issuer`): checked
+/// like [`validate_url`] and returned without a trailing slash, so
+/// `https://x/` and `https://x` share a cache entry.
+pub fn validate_base_url(flag: &str, value: &str) -> Result<String> {
+    Ok(validate_url(flag, value)?.trim_end_matches('/').to_string())
+}
+
 /// Accepts `https://` URLs, and `http://` only for loopback hosts (local
 /// test servers): a password must never cross a network in clear text.
-/// Returns the URL without a trailing slash, so `https://x/` and
-/// `https://x` share a cache entry.
+/// Returns the URL exactly as given (trimmed of blanks): an endpoint URL is
+/// used as is, because servers differ on trailing slashes (Django's
+/// `…/o/token/` answers 404 without it, others the other way round).
 pub fn validate_url(flag: &str, value: &str) -> Result<String> {
     let value = value.trim();
     let bad = |why: &str| Error::usage(format!("{flag} {value:?} is not usable: {why}"));
@@ -365,7 +386,7 @@ pub fn validate_url(flag: &str, value: &str) -> Result<String> {
     if uri.query().is_some() || value.contains('#') {
         return Err(bad("remove the query string or fragment"));
     }
-    Ok(value.trim_end_matches('/').to_string())
+    Ok(value.to_string())
 }
 
 pub fn is_loopback(host: &str) -> bool {
@@ -508,7 +529,7 @@ mod tests {
             "--client-id",
             "c",
             "--token-url",
-            "https://t/",
+            "https://t",
             "--client-secret-file",
             "/x",
         ])

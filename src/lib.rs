@@ -22,6 +22,8 @@ pub mod kubeconfig;
 pub mod log;
 pub mod protocol;
 pub mod provider;
+pub mod proxy;
+pub mod redact;
 pub mod secret;
 pub mod session;
 
