@@ -382,7 +382,7 @@ fn logout_revokes_the_refresh_token() {
         "{text}"
     );
     assert!(text.contains("Deleted the cached tokens"), "{text}");
-    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert!(quiet(&out), "{}", stderr(&out));
     assert!(env.cache_entries().is_empty());
     assert_eq!(server.count("revocation"), 1);
     // Logout reused the endpoints saved at login.
@@ -492,4 +492,54 @@ fn wrong_password_shows_the_servers_reason() {
     assert!(line.contains("invalid_grant"), "{line}");
     assert!(!line.contains("not the password"), "{line}");
     assert!(env.cache_entries().is_empty());
+}
+
+/// Nothing on stderr but the once-per-run warning that the test server is
+/// plain http on loopback.
+fn quiet(out: &Output) -> bool {
+    stderr(out)
+        .lines()
+        .all(|l| l.starts_with("dexcred: warning:") && l.contains("is plain http"))
+}
+
+#[test]
+fn revocation_url_names_rfc7009_revocation_without_discovery() {
+    let server = OidcServer::start();
+    let env = Env::new();
+    let (public, _) = server.client("public");
+    let user = server.username();
+    let token_url = format!("{}/token", server.issuer);
+    let revocation_url = format!("{}/token/revocation", server.issuer);
+    let flags = [
+        "--token-url",
+        token_url.as_str(),
+        "--revocation-url",
+        revocation_url.as_str(),
+        "--client-id",
+        public.as_str(),
+        "--username",
+        user.as_str(),
+        "--scope",
+        "openid offline_access",
+    ];
+    let out = run(env
+        .dexcred(["token"])
+        .args(flags)
+        .env("DEXCRED_PASSWORD", server.password()));
+    raw_token(&out);
+    let refresh = refresh_token_of(&env);
+
+    let out = run(env.dexcred(["logout"]).args(flags));
+    let text = ok(&out);
+    assert!(
+        text.contains(&format!(
+            "Logged out: revoked the refresh token at {revocation_url}"
+        )),
+        "{text}"
+    );
+    assert_eq!(server.count("revocation"), 1);
+    assert_eq!(server.count("discovery"), 0, "the URLs were given");
+    let (status, body) = server.refresh_directly(&public, &refresh);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
 }

@@ -81,13 +81,17 @@ impl OAuth {
         }
     }
 
-    /// A token-endpoint failure as a user-facing error. When HTTP Basic was
-    /// refused and the id or secret holds characters that the two Basic
-    /// encodings spell differently, the server may simply decode the other
-    /// way: the message names the `--client-auth` value that sends the
-    /// other spelling, rather than only blaming the secret.
-    fn token_error(&self, e: TokenError, doing: &str) -> Error {
+    /// A token-endpoint failure as a user-facing error; `check` is advice
+    /// for a refused client (`invalid_client`, `unauthorized_client`).
+    ///
+    /// When HTTP Basic was refused and the id or secret holds characters
+    /// that the two Basic encodings spell differently, the server may simply
+    /// decode the other way: the message then also names the
+    /// `--client-auth` value that sends the other spelling, rather than only
+    /// blaming the secret.
+    fn token_error(&self, e: TokenError, doing: &str, check: Option<&str>) -> Error {
         let refused_basic = matches!(&e, TokenError::Refused(r) if r.status == 401);
+        let code = e.oauth_code();
         let other = match self.auth_method {
             AuthMethod::Basic => "basic-raw",
             AuthMethod::BasicRaw => "basic",
@@ -98,15 +102,20 @@ impl OAuth {
             .as_ref()
             .is_some_and(|s| BasicAuth::encodings_differ(&self.client_id, s.expose()));
         let error = e.into_error(doing);
+        let mut message = error.message().to_string();
+        if let (Some(check), Some("invalid_client" | "unauthorized_client")) =
+            (check, code.as_deref())
+        {
+            message.push_str(&format!("; {check}"));
+        }
         if refused_basic && ambiguous && !other.is_empty() {
-            return Error::auth(format!(
-                "{}; the client id or secret contains characters (such as + / = % or a space) \
+            message.push_str(&format!(
+                "; the client id or secret contains characters (such as + / = % or a space) \
                  that HTTP Basic can encode two ways, so the server may have decoded it \
-                 differently: if the secret is right, try --client-auth {other}",
-                error.message()
+                 differently: if the secret is right, try --client-auth {other}"
             ));
         }
-        error
+        Error::new(error.kind(), message)
     }
 
     /// The endpoints to use: from the flags, from the entry's saved
@@ -159,13 +168,13 @@ impl OAuth {
                     "The server refused the login. One-time code (leave empty if you have none): ",
                 )?;
                 if code.expose().trim().is_empty() {
-                    return Err(self.token_error(e, "logging in"));
+                    return Err(self.token_error(e, "logging in", None));
                 }
                 let code = Secret::new(code.expose().trim());
                 self.password_request(ctx, endpoint, username, &password, Some(&code))
-                    .map_err(|e| self.token_error(e, "logging in"))
+                    .map_err(|e| self.token_error(e, "logging in", None))
             }
-            Err(e) => Err(self.token_error(e, "logging in")),
+            Err(e) => Err(self.token_error(e, "logging in", None)),
         }
     }
 
@@ -212,16 +221,11 @@ impl OAuth {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         token_request(ctx, endpoint, &self.client_id, &self.client_auth(), &fields).map_err(|e| {
-            let code = e.oauth_code();
-            let err = self.token_error(e, "getting a client-credentials token");
-            match code.as_deref() {
-                _ if err.message().contains("--client-auth") => err,
-                Some("invalid_client" | "unauthorized_client") => Error::auth(format!(
-                    "{}; check --client-id and the client secret",
-                    err.message()
-                )),
-                _ => err,
-            }
+            self.token_error(
+                e,
+                "getting a client-credentials token",
+                Some("check --client-id and the client secret"),
+            )
         })
     }
 
