@@ -251,7 +251,7 @@ fn explicit_loopback_http_is_warned_about_once_per_run() {
         .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
     let out = bounded(&mut cmd);
     ok(&out);
-    let err = stderr(&out);
+    let err = raw_stderr(&out);
     let warnings: Vec<&str> = err.lines().filter(|l| is_plain_http_warning(l)).collect();
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(warnings[0].contains(&idp.url()), "{err}");
@@ -259,7 +259,7 @@ fn explicit_loopback_http_is_warned_about_once_per_run() {
     // A cache hit makes no request and says nothing.
     let out = bounded(&mut cmd);
     ok(&out);
-    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert!(raw_stderr(&out).is_empty(), "{}", raw_stderr(&out));
 }
 
 // ---------------------------------------------------------- items 14, 15, 17
