@@ -228,7 +228,7 @@ fn with_input(cmd: &mut Command, input: &[u8]) -> Output {
 fn answer(out: &Output) -> BTreeMap<String, String> {
     let text = ok(out);
     assert!(
-        stderr(&out).is_empty(),
+        stderr(out).is_empty(),
         "stderr must be empty: {}",
         stderr(out)
     );
