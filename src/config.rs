@@ -198,6 +198,13 @@ impl Config {
             Some(u) => Some(validate_url("--revocation-url", &u)?),
             None => None,
         };
+        if p.client_auth == ClientAuthArg::BasicRaw && key.client_id.contains(':') {
+            return Err(Error::usage(format!(
+                "--client-auth basic-raw cannot send the client id {:?}: raw HTTP Basic splits \
+                 at the first ':' (use --client-auth basic or post)",
+                key.client_id
+            )));
+        }
         let account = match &key.username {
             Some(u) => format!("{u} at {}", key.url),
             None => format!("client {} at {}", key.client_id, key.url),
@@ -495,6 +502,17 @@ mod tests {
         ] {
             assert!(validate_url("--pcd", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn endpoint_urls_keep_their_slash_and_basic_raw_needs_a_plain_id() {
+        let c = config(&["--token-url", "https://h/o/token/", "--client-id", "c"]).unwrap();
+        assert_eq!(c.key.url, "https://h/o/token/");
+        let c = config(&["--issuer", "https://h/o/", "--client-id", "c"]).unwrap();
+        assert_eq!(c.key.url, "https://h/o");
+        let raw = ["--token-url", "https://h/t", "--client-auth", "basic-raw"];
+        assert!(config(&[&raw[..], &["--client-id", "a:b"]].concat()).is_err());
+        assert!(config(&[&raw[..], &["--client-id", "a+b"]].concat()).is_ok());
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Http {
             .proxy_for(scheme, uri.host().unwrap_or_default(), port);
         if let Some(p) = &chosen {
             self.log
-                .debug(|| format!("{url}: through the proxy {} ({})", p.url, p.variable));
+                .debug(|| format!("{url}: through the proxy {} ({})", p.shown(), p.variable));
         }
         Ok(chosen)
     }
@@ -180,7 +180,8 @@ impl Http {
             Some(c) => ureq::Proxy::new(&c.url).map(Some).map_err(|_| {
                 Error::usage(format!(
                     "{} {:?} is not a usable proxy URL (expected http://HOST:PORT)",
-                    c.variable, c.url
+                    c.variable,
+                    c.shown()
                 ))
             }),
         }
@@ -307,7 +308,9 @@ impl Http {
                 return Error::provider(format!(
                     "{what} failed through the proxy {} (from {}): {detail}; check {} or \
                      exempt the host in NO_PROXY",
-                    p.url, p.variable, p.variable
+                    p.shown(),
+                    p.variable,
+                    p.variable
                 ));
             }
         }

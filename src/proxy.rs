@@ -39,6 +39,27 @@ pub struct Chosen {
     pub variable: &'static str,
 }
 
+impl Chosen {
+    /// The proxy URL for messages: without `user:password@`, which proxy
+    /// URLs may carry.
+    pub fn shown(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", without_userinfo(rest)),
+            None => without_userinfo(&self.url).to_string(),
+        }
+    }
+}
+
+fn without_userinfo(authority_and_path: &str) -> &str {
+    let authority_end = authority_and_path
+        .find('/')
+        .unwrap_or(authority_and_path.len());
+    match authority_and_path[..authority_end].rfind('@') {
+        Some(at) => &authority_and_path[at + 1..],
+        None => authority_and_path,
+    }
+}
+
 impl ProxyEnv {
     /// Builds the settings from a lookup (`std::env::var` in `config`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> ProxyEnv {
@@ -201,6 +222,20 @@ mod tests {
             None
         );
         assert_eq!(env(&[]).proxy_for("https", "h", 443), None);
+    }
+
+    #[test]
+    fn proxy_credentials_are_never_shown() {
+        let shown = |url: &str| {
+            Chosen {
+                url: url.to_string(),
+                variable: "HTTPS_PROXY",
+            }
+            .shown()
+        };
+        assert_eq!(shown("http://u:s3cret@proxy:3128"), "http://proxy:3128");
+        assert_eq!(shown("u:p@w@proxy:3128/x"), "proxy:3128/x");
+        assert_eq!(shown("http://proxy:3128"), "http://proxy:3128");
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn json_escape(rest: &str) -> Option<(char, usize)> {
 /// `&#NN;`, `&#xHH;` and the named references servers actually use.
 fn html_reference(rest: &str) -> Option<(char, usize)> {
     let after = rest.strip_prefix('&')?;
-    let end = after.get(..12.min(after.len()))?.find(';')?;
+    let end = after.bytes().take(12).position(|b| b == b';')?;
     let name = &after[..end];
     let c = if let Some(num) = name.strip_prefix('#') {
         match num.strip_prefix(['x', 'X']) {
