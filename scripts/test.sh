@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests need; CI runs this as root on a fresh machine.
+# tinyproxy: the real proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY).
+if [ ! -x /usr/bin/tinyproxy ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    apt-get install -y --no-install-recommends tinyproxy
+  else
+    echo "test.sh: tinyproxy is required (apt-get install -y --no-install-recommends tinyproxy)" >&2
+    exit 1
+  fi
+fi
+
 for tool in kubectl git node npm cargo; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done

@@ -124,8 +124,13 @@ pub enum GrantArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientAuthArg {
+    /// client_id and client_secret as form fields
     Post,
+    /// HTTP Basic as RFC 6749 §2.3.1 says: id and secret form-urlencoded, then base64 (Dex, Keycloak)
     Basic,
+    /// HTTP Basic of the raw `id:secret`, not form-urlencoded (many other services)
+    #[value(name = "basic-raw", alias = "basic_raw")]
+    BasicRaw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +181,15 @@ pub struct ProviderArgs {
         help_heading = "Identity provider"
     )]
     pub logout_url: Option<String>,
+
+    /// RFC 7009 token revocation endpoint used by logout (else found by discovery)
+    #[arg(
+        long,
+        env = "DEXCRED_REVOCATION_URL",
+        value_name = "URL",
+        help_heading = "Identity provider"
+    )]
+    pub revocation_url: Option<String>,
 
     /// OAuth grant [default: password with --username, else client_credentials]
     #[arg(
@@ -259,7 +273,7 @@ pub struct ProviderArgs {
     )]
     pub client_secret_file: Option<PathBuf>,
 
-    /// How the client secret is sent: form fields (post) or HTTP Basic
+    /// How the client secret is sent: form fields (post), HTTP Basic per RFC 6749 (basic) or raw (basic-raw)
     #[arg(
         long,
         env = "DEXCRED_CLIENT_AUTH",

@@ -18,6 +18,7 @@ use crate::provider::exchange::{self, TokenExchange};
 use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
+use crate::proxy::ProxyEnv;
 use crate::secret::{self, Secret, Sources};
 use crate::subject;
 
@@ -81,11 +82,15 @@ pub struct Config {
     pub lock_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
+    /// HTTPS_PROXY, NO_PROXY and friends, read here with the rest of the
+    /// environment.
+    pub proxy: ProxyEnv,
     /// "alice@example.com at https://pcd-r1.example.com", for prompts and
     /// messages.
     pub account: String,
     kind: Kind,
     logout_url: Option<String>,
+    revocation_url: Option<String>,
     auth_method: AuthMethod,
     client_secret_file: Option<PathBuf>,
     password: Sources,
@@ -112,7 +117,7 @@ impl Config {
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
         let url = match &kind {
-            Kind::Pcd => validate_url("--pcd", p.pcd.as_deref().unwrap_or_default())?,
+            Kind::Pcd => validate_base_url("--pcd", p.pcd.as_deref().unwrap_or_default())?,
             Kind::OAuth(Endpoint::Issuer(u) | Endpoint::TokenUrl(u)) => u.clone(),
         };
         let grant = match (p.grant, &p.username) {
@@ -299,6 +304,17 @@ impl Config {
             Some(u) => Some(validate_url("--logout-url", &u)?),
             None => None,
         };
+        let revocation_url = match non_empty(&p.revocation_url) {
+            Some(u) => Some(validate_url("--revocation-url", &u)?),
+            None => None,
+        };
+        if p.client_auth == ClientAuthArg::BasicRaw && key.client_id.contains(':') {
+            return Err(Error::usage(format!(
+                "--client-auth basic-raw cannot send the client id {:?}: raw HTTP Basic splits \
+                 at the first ':' (use --client-auth basic or post)",
+                key.client_id
+            )));
+        }
         let account = match &key.username {
             Some(u) => format!("{u} at {}", key.url),
             None => format!("client {} at {}", key.client_id, key.url),
@@ -315,12 +331,15 @@ impl Config {
                 certificate_authority: p.certificate_authority.clone(),
                 insecure_skip_verify: p.insecure_skip_tls_verify,
             },
+            proxy: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
             account,
             kind,
             logout_url,
+            revocation_url,
             auth_method: match p.client_auth {
                 ClientAuthArg::Post => AuthMethod::Post,
                 ClientAuthArg::Basic => AuthMethod::Basic,
+                ClientAuthArg::BasicRaw => AuthMethod::BasicRaw,
             },
             client_secret_file: p.client_secret_file.clone(),
             password: Sources {
@@ -362,6 +381,7 @@ impl Config {
             Kind::OAuth(endpoint) => Box::new(OAuth {
                 endpoint: endpoint.clone(),
                 logout_url: self.logout_url.clone(),
+                revocation_url: self.revocation_url.clone(),
                 grant: if key.grant == GrantKind::Password.name() {
                     GrantKind::Password
                 } else {
@@ -393,11 +413,7 @@ impl Config {
                 Kind::OAuth(endpoint) => endpoint.clone(),
             },
             client_id: key.client_id.clone(),
-            client_auth: match (client_secret, self.auth_method) {
-                (None, _) => crate::provider::ClientAuth::None,
-                (Some(s), AuthMethod::Post) => crate::provider::ClientAuth::Post(s),
-                (Some(s), AuthMethod::Basic) => crate::provider::ClientAuth::Basic(s),
-            },
+            client_auth: self.auth_method.client_auth(client_secret),
             connector_id: key.connector_id.clone().unwrap_or_default(),
             subject: x.subject.clone(),
             subject_token_type: field(xk.as_ref().map(|k| k.subject_token_type.as_str())),
@@ -464,7 +480,7 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     .collect();
     match given.as_slice() {
         ["--pcd"] => Ok(Kind::Pcd),
-        ["--issuer"] => Ok(Kind::OAuth(Endpoint::Issuer(validate_url(
+        ["--issuer"] => Ok(Kind::OAuth(Endpoint::Issuer(validate_base_url(
             "--issuer",
             p.issuer.as_deref().unwrap_or_default(),
         )?))),
@@ -482,10 +498,18 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     }
 }
 
+/// A base URL that dexcred appends paths to (`--pcd`, `--issuer`): checked
+/// like [`validate_url`] and returned without a trailing slash, so
+/// `https://x/` and `https://x` share a cache entry.
+pub fn validate_base_url(flag: &str, value: &str) -> Result<String> {
+    Ok(validate_url(flag, value)?.trim_end_matches('/').to_string())
+}
+
 /// Accepts `https://` URLs, and `http://` only for loopback hosts (local
 /// test servers): a password must never cross a network in clear text.
-/// Returns the URL without a trailing slash, so `https://x/` and
-/// `https://x` share a cache entry.
+/// Returns the URL exactly as given (trimmed of blanks): an endpoint URL is
+/// used as is, because servers differ on trailing slashes (Django's
+/// `…/o/token/` answers 404 without it, others the other way round).
 pub fn validate_url(flag: &str, value: &str) -> Result<String> {
     check_url(flag, value, false)
 }
@@ -524,7 +548,7 @@ fn check_url(flag: &str, value: &str, allow_query: bool) -> Result<String> {
     if uri.query().is_some() || value.contains('#') {
         return Err(bad("remove the query string or fragment"));
     }
-    Ok(value.trim_end_matches('/').to_string())
+    Ok(value.to_string())
 }
 
 pub fn is_loopback(host: &str) -> bool {
@@ -636,6 +660,17 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_urls_keep_their_slash_and_basic_raw_needs_a_plain_id() {
+        let c = config(&["--token-url", "https://h/o/token/", "--client-id", "c"]).unwrap();
+        assert_eq!(c.key.url, "https://h/o/token/");
+        let c = config(&["--issuer", "https://h/o/", "--client-id", "c"]).unwrap();
+        assert_eq!(c.key.url, "https://h/o");
+        let raw = ["--token-url", "https://h/t", "--client-auth", "basic-raw"];
+        assert!(config(&[&raw[..], &["--client-id", "a:b"]].concat()).is_err());
+        assert!(config(&[&raw[..], &["--client-id", "a+b"]].concat()).is_ok());
+    }
+
+    #[test]
     fn extra_params_are_sorted_and_checked() {
         let p = parse_extra_params(&["b=2".into(), "a=1=x".into()]).unwrap();
         assert_eq!(
@@ -667,7 +702,7 @@ mod tests {
             "--client-id",
             "c",
             "--token-url",
-            "https://t/",
+            "https://t",
             "--client-secret-file",
             "/x",
         ])

@@ -4,6 +4,7 @@
 //! Only the renewal path builds an [`Http`]; a cache hit never touches the
 //! network or even loads the system certificate store.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use crate::config::is_loopback;
 use crate::error::{Error, Result, one_line};
 use crate::log::Log;
+use crate::proxy::{Chosen, ProxyEnv};
+use crate::redact;
 
 /// Largest response body we read. Token responses are a few KiB; a server
 /// that sends more is broken or hostile, and must not exhaust memory.
@@ -53,17 +56,81 @@ pub struct Response {
     pub what: String,
 }
 
+/// HTTP Basic client authentication for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct BasicAuth<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+    pub encoding: BasicEncoding,
+}
+
+/// The two ways HTTP Basic client credentials are encoded in the wild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicEncoding {
+    /// RFC 6749 §2.3.1: id and secret form-urlencoded, then base64 (Dex,
+    /// Keycloak decode this way).
+    Form,
+    /// base64 of the raw `id:secret` (RFC 7617; many other services).
+    Raw,
+}
+
+impl BasicAuth<'_> {
+    /// The `Authorization` header value.
+    pub fn header(&self) -> String {
+        format!("Basic {}", self.credentials(self.encoding))
+    }
+
+    /// The base64 part in the given encoding.
+    fn credentials(&self, encoding: BasicEncoding) -> String {
+        let raw = match encoding {
+            BasicEncoding::Form => format!("{}:{}", form_encode(self.id), form_encode(self.secret)),
+            BasicEncoding::Raw => format!("{}:{}", self.id, self.secret),
+        };
+        STANDARD.encode(raw)
+    }
+
+    /// Whether the two encodings send different bytes for these values
+    /// (`+ / = % & : space` and non-ASCII characters), so that a server that
+    /// decodes the other way sees a wrong secret.
+    pub fn encodings_differ(id: &str, secret: &str) -> bool {
+        form_encode(id) != id || form_encode(secret) != secret
+    }
+
+    /// What a server may echo of this header: the credentials in both
+    /// encodings, with and without base64 padding.
+    fn echoable(&self) -> Vec<String> {
+        [BasicEncoding::Form, BasicEncoding::Raw]
+            .into_iter()
+            .flat_map(|e| {
+                let b64 = self.credentials(e);
+                let unpadded = b64.trim_end_matches('=').to_string();
+                [b64, unpadded]
+            })
+            .collect()
+    }
+}
+
+fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
 pub struct Http {
     agent: Agent,
     timeout: Duration,
     log: Log,
+    proxy: ProxyEnv,
+    /// Whether the plain-http warning was printed in this run.
+    warned_plain_http: Cell<bool>,
 }
 
 impl Http {
-    pub fn new(tls: &TlsOptions, timeout: Duration, log: Log) -> Result<Http> {
+    pub fn new(tls: &TlsOptions, proxy: &ProxyEnv, timeout: Duration, log: Log) -> Result<Http> {
         let tls_config = tls_config(tls, log)?;
         let config = Agent::config_builder()
             .http_status_as_error(false)
+            // Proxies are chosen per request from `proxy` (see crate::proxy),
+            // never by ureq from the environment.
+            .proxy(None)
             // A token endpoint that redirects is misconfigured, and following
             // a redirect with a password in the body is how it leaks.
             .max_redirects(0)
@@ -76,7 +143,49 @@ impl Http {
             agent: config.into(),
             timeout,
             log,
+            proxy: proxy.clone(),
+            warned_plain_http: Cell::new(false),
         })
+    }
+
+    /// Checks the transport and picks the proxy for `url`.
+    fn route(&self, url: &str) -> Result<Option<Chosen>> {
+        check_transport(url)?;
+        let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+            return Ok(None); // ureq reports a malformed URL itself
+        };
+        let scheme = uri.scheme_str().unwrap_or("https");
+        if scheme == "http" && !self.warned_plain_http.replace(true) {
+            self.log.warn(&format!(
+                "{url} is plain http: tokens and passwords to it are unencrypted, which is safe \
+                 only if no other user of this machine can listen on its port; use https"
+            ));
+        }
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let chosen = self
+            .proxy
+            .proxy_for(scheme, uri.host().unwrap_or_default(), port);
+        if let Some(p) = &chosen {
+            self.log
+                .debug(|| format!("{url}: through the proxy {} ({})", p.shown(), p.variable));
+        }
+        Ok(chosen)
+    }
+
+    /// The ureq proxy for a chosen proxy URL.
+    fn ureq_proxy(chosen: &Option<Chosen>) -> Result<Option<ureq::Proxy>> {
+        match chosen {
+            None => Ok(None),
+            Some(c) => ureq::Proxy::new(&c.url).map(Some).map_err(|_| {
+                Error::usage(format!(
+                    "{} {:?} is not a usable proxy URL (expected http://HOST:PORT)",
+                    c.variable,
+                    c.shown()
+                ))
+            }),
+        }
     }
 
     /// POSTs an `application/x-www-form-urlencoded` body, optionally with
@@ -86,9 +195,9 @@ impl Http {
         &self,
         url: &str,
         form: &[(&str, &str)],
-        basic: Option<(&str, &str)>,
+        basic: Option<BasicAuth<'_>>,
     ) -> Result<Response> {
-        check_transport(url)?;
+        let proxy = self.route(url)?;
         let what = format!("POST {url}");
         self.log.debug(|| {
             format!(
@@ -96,54 +205,73 @@ impl Http {
                 form.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
             )
         });
-        let mut request = self.agent.post(url);
-        if let Some((id, secret)) = basic {
-            request = request.header("Authorization", basic_auth(id, secret));
+        let mut request = self
+            .agent
+            .post(url)
+            .config()
+            .proxy(Self::ureq_proxy(&proxy)?)
+            .build();
+        if let Some(b) = &basic {
+            request = request.header("Authorization", b.header());
         }
         let result = request.send_form(form.iter().copied());
+        let echoable: Vec<String> = basic.iter().flat_map(BasicAuth::echoable).collect();
         let mut secrets: Vec<&str> = form
             .iter()
             .filter(|(k, _)| SECRET_FIELDS.contains(k))
             .map(|(_, v)| *v)
             .collect();
-        secrets.extend(basic.map(|(_, secret)| secret));
-        self.finish(what, result).map(|r| r.redacted(&secrets))
+        secrets.extend(basic.map(|b| b.secret));
+        secrets.extend(echoable.iter().map(String::as_str));
+        self.finish(what, &proxy, result)
+            .map(|r| r.redacted(&secrets))
     }
 
     /// POSTs JSON; `secrets` are values inside `body` that must not come
     /// back to the user even if the server echoes them.
     pub fn post_json(&self, url: &str, body: &str, secrets: &[&str]) -> Result<Response> {
-        check_transport(url)?;
+        let proxy = self.route(url)?;
         let what = format!("POST {url}");
         self.log.debug(|| what.to_string());
         let request = self
             .agent
             .post(url)
+            .config()
+            .proxy(Self::ureq_proxy(&proxy)?)
+            .build()
             .header("Content-Type", "application/json");
         let result = request.send(body);
-        self.finish(what, result).map(|r| r.redacted(secrets))
+        self.finish(what, &proxy, result)
+            .map(|r| r.redacted(secrets))
     }
 
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
-        check_transport(url)?;
+        let proxy = self.route(url)?;
         let what = format!("GET {url}");
         self.log.debug(|| what.to_string());
-        let mut request = self.agent.get(url);
+        let mut request = self
+            .agent
+            .get(url)
+            .config()
+            .proxy(Self::ureq_proxy(&proxy)?)
+            .build();
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
         let result = request.call();
         // Header values sent here are credentials (Keystone's token).
         let secrets: Vec<&str> = headers.iter().map(|(_, v)| *v).collect();
-        self.finish(what, result).map(|r| r.redacted(&secrets))
+        self.finish(what, &proxy, result)
+            .map(|r| r.redacted(&secrets))
     }
 
     fn finish(
         &self,
         what: String,
+        proxy: &Option<Chosen>,
         result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response> {
-        let mut response = result.map_err(|e| self.transport_error(&what, e))?;
+        let mut response = result.map_err(|e| self.transport_error(&what, proxy, e))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -155,7 +283,7 @@ impl Http {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
-            .map_err(|e| self.transport_error(&what, e))?;
+            .map_err(|e| self.transport_error(&what, proxy, e))?;
         self.log.debug(|| format!("{what} -> {status}"));
         Ok(Response {
             status,
@@ -168,7 +296,25 @@ impl Http {
     /// Maps a transport failure to one actionable line. These are all
     /// "could not reach" errors: the caller may fall back to a still-valid
     /// cached token.
-    fn transport_error(&self, what: &str, e: ureq::Error) -> Error {
+    fn transport_error(&self, what: &str, proxy: &Option<Chosen>, e: ureq::Error) -> Error {
+        if let Some(p) = proxy {
+            let detail = match &e {
+                ureq::Error::Io(io) => Some(io_detail(io)),
+                ureq::Error::ConnectionFailed => Some("connection failed".to_string()),
+                ureq::Error::HostNotFound => Some("host name not found".to_string()),
+                ureq::Error::ConnectProxyFailed(why) => Some(format!("the proxy refused: {why}")),
+                _ => None,
+            };
+            if let Some(detail) = detail {
+                return Error::provider(format!(
+                    "{what} failed through the proxy {} (from {}): {detail}; check {} or \
+                     exempt the host in NO_PROXY",
+                    p.shown(),
+                    p.variable,
+                    p.variable
+                ));
+            }
+        }
         let detail = match &e {
             ureq::Error::Timeout(_) => format!(
                 "no complete answer within {}s (raise --timeout if the server is just slow)",
@@ -228,12 +374,6 @@ fn io_detail(io: &std::io::Error) -> String {
 
 fn tls_detail(text: &str) -> String {
     format!("TLS error: {text}; if the server uses a private CA, pass --certificate-authority FILE")
-}
-
-fn basic_auth(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let raw = format!("{}:{}", enc(id), enc(secret));
-    format!("Basic {}", STANDARD.encode(raw))
 }
 
 fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
@@ -300,11 +440,7 @@ impl Response {
     /// contains a new refresh token, so only non-2xx bodies are touched.
     fn redacted(mut self, secrets: &[&str]) -> Response {
         if !self.is_success() {
-            for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                for echoed in echo_forms(secret) {
-                    self.body = self.body.replace(&echoed, "[redacted]");
-                }
-            }
+            self.body = redact::redact(&self.body, secrets);
         }
         self
     }
@@ -324,6 +460,9 @@ impl Response {
     /// means the server understood and said no (`Auth`, exit 3); anything
     /// else means it could not give an answer (`Provider`, exit 4).
     pub fn refusal(&self, doing: &str) -> Error {
+        if let Some(e) = self.wrong_url(doing) {
+            return e;
+        }
         if (400..500).contains(&self.status) {
             Error::auth(format!(
                 "{doing}: {} refused it: {}",
@@ -333,6 +472,19 @@ impl Response {
         } else {
             Error::provider(format!("{doing}: {} failed: {}", self.what, self.reason()))
         }
+    }
+
+    /// A 404 or 405 means nothing that takes this request lives at the URL:
+    /// a wrong URL (exit 4), not a refused login (which would send the user
+    /// to check a password that is fine).
+    pub fn wrong_url(&self, doing: &str) -> Option<Error> {
+        matches!(self.status, 404 | 405).then(|| {
+            Error::provider(format!(
+                "{doing}: {} answered {}: there is no such endpoint at this URL; check the URL",
+                self.what,
+                self.reason()
+            ))
+        })
     }
 
     /// The OAuth error code (`error`) when the body is a JSON object with a
@@ -361,59 +513,6 @@ impl Response {
             format!("{status}: {}", truncate(&text, MAX_REASON_CHARS))
         }
     }
-}
-
-/// The forms in which a server may echo a secret it was sent: as is,
-/// JSON-escaped (which `reason` would decode back into the secret) the way
-/// serde, Go (`\u003c` for `<`, `>`, `&`) and Python (`\u00e9` for anything
-/// non-ASCII) write it, form-urlencoded, percent-encoded and HTML-escaped.
-fn echo_forms(secret: &str) -> Vec<String> {
-    let json = serde_json::to_string(secret).unwrap_or_default();
-    let json = json
-        .strip_prefix('"')
-        .and_then(|j| j.strip_suffix('"'))
-        .unwrap_or(secret)
-        .to_string();
-    let go = json
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026");
-    let ascii_only = |text: &str| {
-        let mut out = String::new();
-        for c in text.chars() {
-            if c.is_ascii() {
-                out.push(c);
-            } else {
-                for unit in c.encode_utf16(&mut [0; 2]) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-        }
-        out
-    };
-    let (python, go_ascii) = (ascii_only(&json), ascii_only(&go));
-    let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    let percent = form.replace('+', "%20");
-    let html = secret
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    let mut forms = vec![
-        secret.to_string(),
-        json,
-        go,
-        python,
-        go_ascii,
-        form,
-        percent,
-        html,
-    ];
-    forms.sort();
-    forms.dedup();
-    // Longest first, so a form containing another is replaced whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    forms
 }
 
 fn json_reason(json: &serde_json::Value) -> String {
@@ -525,13 +624,33 @@ mod tests {
     }
 
     #[test]
-    fn basic_auth_urlencodes_before_base64() {
+    fn basic_auth_in_both_encodings() {
+        let decoded = |encoding| {
+            let b = BasicAuth {
+                id: "my client",
+                secret: "p:w",
+                encoding,
+            };
+            let bytes = STANDARD
+                .decode(b.header().trim_start_matches("Basic "))
+                .unwrap();
+            String::from_utf8(bytes).unwrap()
+        };
         // RFC 6749 §2.3.1: "a b:c" → "a+b%3Ac"
-        let header = basic_auth("my client", "p:w");
-        let decoded = STANDARD
-            .decode(header.trim_start_matches("Basic "))
-            .unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), "my+client:p%3Aw");
+        assert_eq!(decoded(BasicEncoding::Form), "my+client:p%3Aw");
+        assert_eq!(decoded(BasicEncoding::Raw), "my client:p:w");
+        assert!(BasicAuth::encodings_differ("id", "a+b"));
+        assert!(!BasicAuth::encodings_differ("id", "abc-123_x.y*"));
+    }
+
+    #[test]
+    fn wrong_urls_are_not_refused_logins() {
+        for status in [404, 405] {
+            let e = response(status, "Not Found").refusal("logging in");
+            assert_eq!(e.exit_code(), 4, "{e}");
+            assert!(e.message().contains("POST x"), "{e}");
+        }
+        assert_eq!(response(401, "").refusal("logging in").exit_code(), 3);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod kubeconfig;
 pub mod log;
 pub mod protocol;
 pub mod provider;
+pub mod proxy;
+pub mod redact;
 pub mod secret;
 pub mod session;
 pub mod subject;

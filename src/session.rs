@@ -125,7 +125,7 @@ fn renew(
     {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
-    let http = Http::new(&config.tls, config.timeout, log)?;
+    let http = Http::new(&config.tls, &config.proxy, config.timeout, log)?;
     let ctx = Context {
         http: &http,
         log,
@@ -314,7 +314,7 @@ fn server_logout(config: &Config, credentials: &Credentials, entry: &Entry) -> L
         Ok(p) => p,
         Err(e) => return Logout::Failed(e.one_line()),
     };
-    let http = match Http::new(&config.tls, config.timeout, config.log) {
+    let http = match Http::new(&config.tls, &config.proxy, config.timeout, config.log) {
         Ok(h) => h,
         Err(e) => return Logout::Failed(e.one_line()),
     };

@@ -228,7 +228,7 @@ fn with_input(cmd: &mut Command, input: &[u8]) -> Output {
 fn answer(out: &Output) -> BTreeMap<String, String> {
     let text = ok(out);
     assert!(
-        out.stderr.is_empty(),
+        stderr(out).is_empty(),
         "stderr must be empty: {}",
         stderr(out)
     );
@@ -755,7 +755,7 @@ fn capability_store_and_unknown_actions() {
 
     let out = f.helper(&["capability"], b"");
     assert_eq!(ok(&out), "version 0\ncapability authtype\n");
-    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 
     let stored = format!(
         "{}username=oauth2\npassword=whatever\n\n",
@@ -768,13 +768,13 @@ fn capability_store_and_unknown_actions() {
         let out = f.helper(&[action], input.as_bytes());
         assert_eq!(out.status.code(), Some(0), "{action}: {}", stderr(&out));
         assert!(out.stdout.is_empty(), "{action}: {}", stdout(&out));
-        assert!(out.stderr.is_empty(), "{action}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{action}: {}", stderr(&out));
     }
     // Unknown actions need no provider flags either.
     let mut cmd = f.env.dexcred(["git", "some-future-action"]);
     let out = with_input(&mut cmd, b"");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(out.stdout.is_empty() && stderr(&out).is_empty());
 
     assert_eq!(std::fs::read(f.entry()).expect("read entry"), before);
     assert_eq!(f.idp.counts().total, requests, "no request to the IdP");
@@ -827,7 +827,7 @@ fn erase_ignores_a_credential_that_is_not_the_cached_token() {
         let out = f.helper(&["erase"], input.as_bytes());
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(
-            out.stdout.is_empty() && out.stderr.is_empty(),
+            out.stdout.is_empty() && stderr(&out).is_empty(),
             "{}",
             stderr(&out)
         );
@@ -840,7 +840,7 @@ fn erase_ignores_a_credential_that_is_not_the_cached_token() {
     );
     let out = f.helper(&["erase"], input.as_bytes());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(out.stdout.is_empty() && stderr(&out).is_empty());
     let entry = read_entry(&f.entry());
     assert_eq!(entry["rejected"], true);
     assert!(entry["refresh_token"].is_string());

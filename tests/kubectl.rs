@@ -468,7 +468,7 @@ fn heavy_32_parallel_plugins_on_a_due_token_make_one_refresh() {
 
     for out in &outputs {
         ok(out);
-        assert!(out.stderr.is_empty(), "{}", stderr(out));
+        assert!(stderr(out).is_empty(), "{}", stderr(out));
     }
     rig.assert_requests(0, 0, 0, 1);
     assert_eq!(rig.idp.counts().refresh_rejected, 0);

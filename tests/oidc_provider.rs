@@ -493,3 +493,45 @@ fn wrong_password_shows_the_servers_reason() {
     assert!(!line.contains("not the password"), "{line}");
     assert!(env.cache_entries().is_empty());
 }
+
+#[test]
+fn revocation_url_names_rfc7009_revocation_without_discovery() {
+    let server = OidcServer::start();
+    let env = Env::new();
+    let (public, _) = server.client("public");
+    let user = server.username();
+    let token_url = format!("{}/token", server.issuer);
+    let revocation_url = format!("{}/token/revocation", server.issuer);
+    let flags = [
+        "--token-url",
+        token_url.as_str(),
+        "--revocation-url",
+        revocation_url.as_str(),
+        "--client-id",
+        public.as_str(),
+        "--username",
+        user.as_str(),
+        "--scope",
+        "openid offline_access",
+    ];
+    let out = run(env
+        .dexcred(["token"])
+        .args(flags)
+        .env("DEXCRED_PASSWORD", server.password()));
+    raw_token(&out);
+    let refresh = refresh_token_of(&env);
+
+    let out = run(env.dexcred(["logout"]).args(flags));
+    let text = ok(&out);
+    assert!(
+        text.contains(&format!(
+            "Logged out: revoked the refresh token at {revocation_url}"
+        )),
+        "{text}"
+    );
+    assert_eq!(server.count("revocation"), 1);
+    assert_eq!(server.count("discovery"), 0, "the URLs were given");
+    let (status, body) = server.refresh_directly(&public, &refresh);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+}

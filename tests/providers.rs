@@ -70,7 +70,7 @@ fn basic_service(idp: &FakeIdp) -> Vec<String> {
         "--client-id".into(),
         SERVICE_CLIENT.into(),
         "--client-auth".into(),
-        "basic".into(),
+        "basic-raw".into(),
         "--scope".into(),
         "openid email profile".into(),
     ]
@@ -632,7 +632,7 @@ fn git_with_a_client_credentials_helper_line() {
         format!(
             "[credential]\n\thelper =\n\
              [credential \"{url}\"]\n\thelper = \"dexcred --token-url {token_url} \
-             --client-id {client} --client-auth basic --scope 'openid email profile' \
+             --client-id {client} --client-auth basic-raw --scope 'openid email profile' \
              --client-secret-file {secret}\"\n",
             url = server.url(),
             token_url = idp.client_credentials_url(),

@@ -490,7 +490,7 @@ fn no_flow_prints_a_secret_even_with_verbose() {
     let cc = |env: &Env, secret: &str| {
         let mut cmd = env.dexcred(["token", "-v", "--format", "json"]);
         cmd.args(["--token-url", &idp.client_credentials_url()])
-            .args(["--client-id", SERVICE_CLIENT, "--client-auth", "basic"])
+            .args(["--client-id", SERVICE_CLIENT, "--client-auth", "basic-raw"])
             .args(["--scope", "openid inspect"])
             .env("DEXCRED_CLIENT_SECRET", secret);
         cmd

@@ -133,7 +133,7 @@ fn wave(env: &Env, idp: &FakeIdp, wave: usize) -> Vec<Outcome> {
                     Outcome {
                         front,
                         code: out.status.code(),
-                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                        stderr: stderr(&out),
                         token,
                         valid_at_exit,
                     }

@@ -109,7 +109,7 @@ pub fn build(args: &KubeconfigArgs, config: &Config) -> Result<Kubeconfig> {
 /// https servers, so nothing else is accepted.
 pub fn server_url(args: &KubeconfigArgs, config: &Config) -> Result<String> {
     if let Some(server) = given(&args.server) {
-        let url = config::validate_url("--server", server)?;
+        let url = config::validate_base_url("--server", server)?;
         return require_https("--server", url);
     }
     let (tenant, region) = match (given(&args.tenant), given(&args.region)) {
@@ -271,6 +271,7 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     let mut args = Args(vec!["kubectl".to_string()]);
     args.value(config.provider_flag(), &config.key.url);
     args.option("--logout-url", given(&p.logout_url));
+    args.option("--revocation-url", given(&p.revocation_url));
     args.option("--username", given(&p.username));
     if p.user_domain != DEFAULT_USER_DOMAIN {
         args.value("--user-domain", &p.user_domain);

@@ -92,18 +92,7 @@ impl TokenExchange {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let basic = match &self.client_auth {
-            ClientAuth::None => {
-                form.push(("client_id", &self.client_id));
-                None
-            }
-            ClientAuth::Post(secret) => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", secret.expose()));
-                None
-            }
-            ClientAuth::Basic(secret) => Some((self.client_id.as_str(), secret.expose())),
-        };
+        let basic = self.client_auth.apply(&self.client_id, &mut form);
         let response = ctx
             .http
             .post_form(endpoint, &form, basic)

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::cache::{Entry, StoredToken, TokenField};
 use crate::error::{Error, Result};
-use crate::http::{Http, Response};
+use crate::http::{BasicAuth, BasicEncoding, Http, Response};
 use crate::jwt;
 use crate::log::Log;
 use crate::secret::{self, Secret, Sources};
@@ -181,8 +181,35 @@ pub enum ClientAuth {
     None,
     /// `client_id` and `client_secret` as form fields (client_secret_post).
     Post(Secret),
-    /// HTTP Basic (client_secret_basic).
-    Basic(Secret),
+    /// HTTP Basic (client_secret_basic), encoded one of two ways.
+    Basic(Secret, BasicEncoding),
+}
+
+impl ClientAuth {
+    /// Adds the client's form fields to `form` and returns the HTTP Basic
+    /// credentials to send, if any.
+    pub fn apply<'a>(
+        &'a self,
+        client_id: &'a str,
+        form: &mut Vec<(&'a str, &'a str)>,
+    ) -> Option<BasicAuth<'a>> {
+        match self {
+            ClientAuth::None => {
+                form.push(("client_id", client_id));
+                None
+            }
+            ClientAuth::Post(secret) => {
+                form.push(("client_id", client_id));
+                form.push(("client_secret", secret.expose()));
+                None
+            }
+            ClientAuth::Basic(secret, encoding) => Some(BasicAuth {
+                id: client_id,
+                secret: secret.expose(),
+                encoding: *encoding,
+            }),
+        }
+    }
 }
 
 /// A failed call to a token endpoint, before the caller decides what the
@@ -237,18 +264,7 @@ pub fn token_request(
     fields: &[(&str, &str)],
 ) -> std::result::Result<Grant, TokenError> {
     let mut form: Vec<(&str, &str)> = fields.to_vec();
-    let basic = match auth {
-        ClientAuth::None => {
-            form.push(("client_id", client_id));
-            None
-        }
-        ClientAuth::Post(secret) => {
-            form.push(("client_id", client_id));
-            form.push(("client_secret", secret.expose()));
-            None
-        }
-        ClientAuth::Basic(secret) => Some((client_id, secret.expose())),
-    };
+    let basic = auth.apply(client_id, &mut form);
     let response = ctx
         .http
         .post_form(endpoint, &form, basic)

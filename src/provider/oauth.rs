@@ -16,6 +16,7 @@ use super::{
 };
 use crate::cache::{Endpoints, Entry};
 use crate::error::{Error, Result};
+use crate::http::{BasicAuth, BasicEncoding};
 use crate::secret::{self, Secret};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,23 @@ impl GrantKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     Post,
+    /// HTTP Basic, form-encoded first (RFC 6749 §2.3.1).
     Basic,
+    /// HTTP Basic of the raw `id:secret`.
+    BasicRaw,
+}
+
+impl AuthMethod {
+    /// How a client with this method and `secret` authenticates: the one
+    /// place that turns `--client-auth` into what goes on the wire.
+    pub fn client_auth(self, secret: Option<Secret>) -> ClientAuth {
+        match (secret, self) {
+            (None, _) => ClientAuth::None,
+            (Some(s), AuthMethod::Post) => ClientAuth::Post(s),
+            (Some(s), AuthMethod::Basic) => ClientAuth::Basic(s, BasicEncoding::Form),
+            (Some(s), AuthMethod::BasicRaw) => ClientAuth::Basic(s, BasicEncoding::Raw),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +69,8 @@ pub struct OAuth {
     pub endpoint: Endpoint,
     /// An explicit Keycloak-style logout endpoint (`--logout-url`).
     pub logout_url: Option<String>,
+    /// An explicit RFC 7009 revocation endpoint (`--revocation-url`).
+    pub revocation_url: Option<String>,
     pub grant: GrantKind,
     pub username: Option<String>,
     pub client_id: String,
@@ -67,11 +86,44 @@ const KEYCLOAK_LOGOUT_SUFFIX: &str = "/protocol/openid-connect/logout";
 
 impl OAuth {
     fn client_auth(&self) -> ClientAuth {
-        match (&self.client_secret, self.auth_method) {
-            (None, _) => ClientAuth::None,
-            (Some(s), AuthMethod::Post) => ClientAuth::Post(s.clone()),
-            (Some(s), AuthMethod::Basic) => ClientAuth::Basic(s.clone()),
+        self.auth_method.client_auth(self.client_secret.clone())
+    }
+
+    /// A token-endpoint failure as a user-facing error; `check` is advice
+    /// for a refused client (`invalid_client`, `unauthorized_client`).
+    ///
+    /// When HTTP Basic was refused and the id or secret holds characters
+    /// that the two Basic encodings spell differently, the server may simply
+    /// decode the other way: the message then also names the
+    /// `--client-auth` value that sends the other spelling, rather than only
+    /// blaming the secret.
+    fn token_error(&self, e: TokenError, doing: &str, check: Option<&str>) -> Error {
+        let refused_basic = matches!(&e, TokenError::Refused(r) if r.status == 401);
+        let code = e.oauth_code();
+        let other = match self.auth_method {
+            AuthMethod::Basic => "basic-raw",
+            AuthMethod::BasicRaw => "basic",
+            AuthMethod::Post => "",
+        };
+        let ambiguous = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| BasicAuth::encodings_differ(&self.client_id, s.expose()));
+        let error = e.into_error(doing);
+        let mut message = error.message().to_string();
+        if let (Some(check), Some("invalid_client" | "unauthorized_client")) =
+            (check, code.as_deref())
+        {
+            message.push_str(&format!("; {check}"));
         }
+        if refused_basic && ambiguous && !other.is_empty() {
+            message.push_str(&format!(
+                "; the client id or secret contains characters (such as + / = % or a space) \
+                 that HTTP Basic can encode two ways, so the server may have decoded it \
+                 differently: if the secret is right, try --client-auth {other}"
+            ));
+        }
+        Error::new(error.kind(), message)
     }
 
     /// The endpoints to use: from the flags, from the entry's saved
@@ -86,7 +138,7 @@ impl OAuth {
         match &self.endpoint {
             Endpoint::TokenUrl(url) => Ok(Endpoints {
                 token: url.clone(),
-                revocation: None,
+                revocation: self.revocation_url.clone(),
                 end_session: self.logout_url.clone().or_else(|| keycloak_logout_for(url)),
             }),
             Endpoint::Issuer(issuer) => {
@@ -96,6 +148,9 @@ impl OAuth {
                 let mut found = discover(ctx, issuer)?;
                 if self.logout_url.is_some() {
                     found.end_session = self.logout_url.clone();
+                }
+                if self.revocation_url.is_some() {
+                    found.revocation = self.revocation_url.clone();
                 }
                 entry.endpoints = Some(found.clone());
                 Ok(found)
@@ -121,13 +176,13 @@ impl OAuth {
                     "The server refused the login. One-time code (leave empty if you have none): ",
                 )?;
                 if code.expose().trim().is_empty() {
-                    return Err(e.into_error("logging in"));
+                    return Err(self.token_error(e, "logging in", None));
                 }
                 let code = Secret::new(code.expose().trim());
                 self.password_request(ctx, endpoint, username, &password, Some(&code))
-                    .map_err(|e| e.into_error("logging in"))
+                    .map_err(|e| self.token_error(e, "logging in", None))
             }
-            Err(e) => Err(e.into_error("logging in")),
+            Err(e) => Err(self.token_error(e, "logging in", None)),
         }
     }
 
@@ -174,15 +229,11 @@ impl OAuth {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         token_request(ctx, endpoint, &self.client_id, &self.client_auth(), &fields).map_err(|e| {
-            let code = e.oauth_code();
-            let err = e.into_error("getting a client-credentials token");
-            match code.as_deref() {
-                Some("invalid_client" | "unauthorized_client") => Error::auth(format!(
-                    "{}; check --client-id and the client secret",
-                    err.message()
-                )),
-                _ => err,
-            }
+            self.token_error(
+                e,
+                "getting a client-credentials token",
+                Some("check --client-id and the client secret"),
+            )
         })
     }
 
@@ -207,7 +258,10 @@ impl OAuth {
     /// advertises RFC 7009 revocation, the access token is revoked so it
     /// stops working now; otherwise it simply expires.
     fn client_logout(&self, ctx: &Context<'_>, entry: &Entry) -> Logout {
-        let revocation = entry.endpoints.as_ref().and_then(|e| e.revocation.as_ref());
+        let revocation = self
+            .revocation_url
+            .as_ref()
+            .or_else(|| entry.endpoints.as_ref().and_then(|e| e.revocation.as_ref()));
         match (revocation, &entry.access_token) {
             (Some(url), Some(token)) => {
                 let fields = [
@@ -232,18 +286,7 @@ impl OAuth {
     ) -> Logout {
         let mut form = fields.to_vec();
         let auth = self.client_auth();
-        let basic = match &auth {
-            ClientAuth::None => {
-                form.push(("client_id", &self.client_id));
-                None
-            }
-            ClientAuth::Post(s) => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", s.expose()));
-                None
-            }
-            ClientAuth::Basic(s) => Some((self.client_id.as_str(), s.expose())),
-        };
+        let basic = auth.apply(&self.client_id, &mut form);
         match ctx.http.post_form(url, &form, basic) {
             Ok(r) if r.is_success() => Logout::Ended(format!("{done} at {url}")),
             Ok(r) => Logout::Failed(format!("{} refused: {}", r.what, r.reason())),
@@ -269,43 +312,126 @@ fn keycloak_logout_for(token_url: &str) -> Option<String> {
         .map(|realm| format!("{realm}{KEYCLOAK_LOGOUT_SUFFIX}"))
 }
 
-/// Fetches `{issuer}/.well-known/openid-configuration`.
+/// Finds the endpoints from the issuer's metadata. OpenID Connect discovery
+/// (`{issuer}/.well-known/openid-configuration`) comes first; RFC 8414
+/// authorization-server metadata (`/.well-known/oauth-authorization-server`,
+/// inserted before the issuer's path) is read when there is no OpenID
+/// document, or when it does not list a revocation endpoint (some servers
+/// list `revocation_endpoint` only there).
 pub fn discover(ctx: &Context<'_>, issuer: &str) -> Result<Endpoints> {
-    let url = format!(
+    let oidc_url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let response = ctx
-        .http
-        .get(&url, &[])
-        .map_err(|e| e.context("OpenID discovery"))?;
-    if !response.is_success() {
-        return Err(Error::provider(format!(
-            "OpenID discovery: {} failed: {}; check --issuer",
-            response.what,
-            response.reason()
-        )));
+    let oauth_url = rfc8414_url(issuer);
+    let oidc = fetch_metadata(ctx, &oidc_url)?;
+    let oidc = match oidc {
+        Fetched::Document(body) => Some(parse_discovery(issuer, &oidc_url, &body)?),
+        Fetched::Missing(_) => None,
+    };
+    if let Some(found) = &oidc
+        && found.revocation.is_some()
+    {
+        return Ok(found.clone());
     }
-    parse_discovery(&response.body).ok_or_else(|| {
-        Error::provider(format!(
-            "OpenID discovery: {} is not a discovery document with a token_endpoint",
-            response.what
-        ))
-    })
+    let oauth = match fetch_metadata(ctx, &oauth_url) {
+        Ok(Fetched::Document(body)) => parse_discovery(issuer, &oauth_url, &body).map(Some),
+        Ok(Fetched::Missing(reason)) => {
+            ctx.log
+                .debug(|| format!("no RFC 8414 metadata at {oauth_url}: {reason}"));
+            Ok(None)
+        }
+        Err(e) if oidc.is_some() => {
+            ctx.log.debug(|| e.one_line());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    };
+    match (oidc, oauth) {
+        (Some(mut found), Ok(Some(extra))) => {
+            found.revocation = extra.revocation;
+            Ok(found)
+        }
+        (Some(found), _) => Ok(found),
+        (None, Ok(Some(found))) => Ok(found),
+        (None, Err(e)) => Err(e),
+        (None, Ok(None)) => Err(Error::provider(format!(
+            "OpenID discovery: neither {oidc_url} nor {oauth_url} is a metadata document; check --issuer"
+        ))),
+    }
 }
 
-fn parse_discovery(body: &str) -> Option<Endpoints> {
-    let doc: serde_json::Value = serde_json::from_str(body).ok()?;
-    let field = |name: &str| {
-        doc.get(name)
-            .and_then(|v| v.as_str())
-            .filter(|s| s.starts_with("https://") || s.starts_with("http://"))
-            .map(str::to_string)
+/// RFC 8414 §3.1: the well-known segment goes between the host and the
+/// issuer's path (`https://h/tenant` → `https://h/.well-known/oauth-authorization-server/tenant`).
+fn rfc8414_url(issuer: &str) -> String {
+    let issuer = issuer.trim_end_matches('/');
+    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
     };
-    Some(Endpoints {
-        token: field("token_endpoint")?,
-        revocation: field("revocation_endpoint"),
-        end_session: field("end_session_endpoint"),
+    format!("{scheme}://{authority}/.well-known/oauth-authorization-server{path}")
+}
+
+enum Fetched {
+    Document(String),
+    /// The server answered that there is no document here (a 4xx).
+    Missing(String),
+}
+
+fn fetch_metadata(ctx: &Context<'_>, url: &str) -> Result<Fetched> {
+    let response = ctx
+        .http
+        .get(url, &[])
+        .map_err(|e| e.context("OpenID discovery"))?;
+    if response.is_success() {
+        return Ok(Fetched::Document(response.body));
+    }
+    if (400..500).contains(&response.status) {
+        return Ok(Fetched::Missing(response.reason()));
+    }
+    Err(Error::provider(format!(
+        "OpenID discovery: {} failed: {}; check --issuer",
+        response.what,
+        response.reason()
+    )))
+}
+
+/// Reads the endpoints from a metadata document. An https issuer's
+/// document may name only https endpoints: a plain-http token endpoint
+/// there (even on this machine, where another user may listen on the port)
+/// would take the password out of TLS on the word of a document.
+fn parse_discovery(issuer: &str, url: &str, body: &str) -> Result<Endpoints> {
+    let not_metadata = || {
+        Error::provider(format!(
+            "OpenID discovery: {url} is not a discovery document with a token_endpoint"
+        ))
+    };
+    let doc: serde_json::Value = serde_json::from_str(body).map_err(|_| not_metadata())?;
+    let https_issuer = issuer.starts_with("https://");
+    let field = |name: &str| -> Result<Option<String>> {
+        let Some(value) = doc.get(name).and_then(|v| v.as_str()) else {
+            return Ok(None);
+        };
+        if value.starts_with("https://") {
+            return Ok(Some(value.to_string()));
+        }
+        if value.starts_with("http://") {
+            if https_issuer {
+                return Err(Error::provider(format!(
+                    "OpenID discovery: {url} gives {name} {value}, plain http for an https \
+                     issuer; refusing to leave TLS on the word of a discovery document \
+                     (pass the endpoint with --token-url if it really is plain http)"
+                )));
+            }
+            return Ok(Some(value.to_string()));
+        }
+        Ok(None)
+    };
+    Ok(Endpoints {
+        token: field("token_endpoint")?.ok_or_else(not_metadata)?,
+        revocation: field("revocation_endpoint")?,
+        end_session: field("end_session_endpoint")?,
     })
 }
 
@@ -374,6 +500,11 @@ impl Provider for OAuth {
             Ok(e) => e,
             Err(e) => return Logout::Failed(e.one_line()),
         };
+        // What the user named wins over what was derived or discovered;
+        // RFC 7009 revocation first when both are named.
+        if let Some(url) = &self.revocation_url {
+            return self.revoke(ctx, url, refresh_token);
+        }
         let keycloak_style = endpoints.end_session.as_deref().filter(|u| {
             self.logout_url.as_deref() == Some(*u) || u.ends_with(KEYCLOAK_LOGOUT_SUFFIX)
         });
@@ -384,7 +515,7 @@ impl Provider for OAuth {
             return self.revoke(ctx, url, refresh_token);
         }
         Logout::NotSupported(
-            "the server advertises no logout or revocation endpoint; pass --logout-url if it has one"
+            "the server advertises no logout or revocation endpoint; pass --revocation-url (RFC 7009) or --logout-url (Keycloak-style) if it has one"
                 .to_string(),
         )
     }
@@ -414,13 +545,44 @@ mod tests {
 
     #[test]
     fn discovery_needs_a_token_endpoint_url() {
+        let parse = |doc: &str| parse_discovery("https://i", "https://i/.well-known/x", doc);
         let doc = r#"{"issuer":"https://i","token_endpoint":"https://i/token","revocation_endpoint":"https://i/revoke"}"#;
-        let e = parse_discovery(doc).unwrap();
+        let e = parse(doc).unwrap();
         assert_eq!(e.token, "https://i/token");
         assert_eq!(e.revocation.as_deref(), Some("https://i/revoke"));
         assert_eq!(e.end_session, None);
-        assert!(parse_discovery(r#"{"issuer":"https://i"}"#).is_none());
-        assert!(parse_discovery(r#"{"token_endpoint":"javascript:x"}"#).is_none());
-        assert!(parse_discovery("<html>").is_none());
+        assert!(parse(r#"{"issuer":"https://i"}"#).is_err());
+        assert!(parse(r#"{"token_endpoint":"javascript:x"}"#).is_err());
+        assert!(parse("<html>").is_err());
+    }
+
+    #[test]
+    fn an_https_issuer_cannot_point_anywhere_at_plain_http() {
+        for field in [
+            "token_endpoint",
+            "revocation_endpoint",
+            "end_session_endpoint",
+        ] {
+            let mut doc = serde_json::json!({"token_endpoint": "https://i/token"});
+            doc[field] = "http://127.0.0.1:9/x".into();
+            let e = parse_discovery("https://i", "https://i/.well-known/x", &doc.to_string())
+                .unwrap_err();
+            assert_eq!(e.exit_code(), 4);
+            assert!(e.message().contains(field), "{e}");
+        }
+        let doc = r#"{"token_endpoint":"http://127.0.0.1:9/token"}"#;
+        assert!(parse_discovery("http://127.0.0.1:9", "u", doc).is_ok());
+    }
+
+    #[test]
+    fn rfc8414_metadata_url_inserts_the_well_known_segment() {
+        assert_eq!(
+            rfc8414_url("https://h:8443"),
+            "https://h:8443/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            rfc8414_url("https://h/realms/x/"),
+            "https://h/.well-known/oauth-authorization-server/realms/x"
+        );
     }
 }

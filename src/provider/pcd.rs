@@ -128,13 +128,7 @@ impl Pcd {
             .post_json(&url, &body, &[password.expose()])
             .map_err(|e| e.context("logging in to Keystone"))?;
         if response.status == 401 {
-            return Err(Error::auth(format!(
-                "Keystone rejected the password for {} in domain {} ({}); check the user name, \
-                 --user-domain and the password",
-                self.username,
-                self.user_domain,
-                response.reason()
-            )));
+            return Err(self.keystone_refused(&response));
         }
         if !response.is_success() {
             return Err(response.refusal("logging in to Keystone"));
@@ -149,6 +143,33 @@ impl Pcd {
                     response.what, response.status
                 ))
             })
+    }
+
+    /// Keystone answers 401 with one generic text for a wrong password, an
+    /// unknown or disabled user and an unknown or forbidden project, so
+    /// with a project scope the project is named as a possible cause.
+    fn keystone_refused(&self, response: &crate::http::Response) -> Error {
+        let (what, check) = match &self.project {
+            Some(project) => (
+                format!(
+                    "the login of {} in domain {} scoped to project {project}",
+                    self.username, self.user_domain
+                ),
+                "the project (it may not exist or not be open to this user), the user name, \
+                 --user-domain and the password",
+            ),
+            None => (
+                format!(
+                    "the password for {} in domain {}",
+                    self.username, self.user_domain
+                ),
+                "the user name, --user-domain and the password",
+            ),
+        };
+        Error::auth(format!(
+            "Keystone rejected {what} ({}); check {check}",
+            response.reason()
+        ))
     }
 
     fn login_error(&self, error: TokenError) -> Error {

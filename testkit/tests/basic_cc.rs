@@ -5,6 +5,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{Resp, get, post_form, post_raw};
+use dexcred_testkit::form_encode;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault, SERVICE_CLIENT, SERVICE_CLIENT_SECRET};
 use serde_json::json;
@@ -12,8 +13,20 @@ use serde_json::json;
 const CREDS: Option<(&str, &str)> = Some((SERVICE_CLIENT, SERVICE_CLIENT_SECRET));
 const SCOPE: &str = "openid email profile inspect";
 
+/// A request as the document describes it: `Basic base64(id:secret)`, raw.
 fn request(idp: &FakeIdp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Resp {
-    post_form(&idp.client_credentials_url(), form, basic)
+    let Some((id, secret)) = basic else {
+        return post_form(&idp.client_credentials_url(), form, None);
+    };
+    let raw = STANDARD.encode(format!("{id}:{secret}"));
+    post_raw(
+        &idp.client_credentials_url(),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Authorization", &format!("Basic {raw}")),
+        ],
+        &form_encode(form),
+    )
 }
 
 fn assert_error(resp: &Resp, status: u16) {
@@ -84,18 +97,15 @@ fn client_authentication_is_basic_only() {
         Some((SERVICE_CLIENT, "wrong")),
     );
     assert_error(&wrong, 401);
-    // Without form-urlencoding before base64 the secret's '+' becomes a
-    // space and "%&x" is not an escape: a naive client is refused.
-    let naive = STANDARD.encode(format!("{SERVICE_CLIENT}:{SERVICE_CLIENT_SECRET}"));
-    let resp = post_raw(
+    // The service does not URL-decode Basic credentials: a client that
+    // form-encodes them as RFC 6749 says (the secret has `+ / :`, a space
+    // and `%`) sends a different secret and is refused.
+    let rfc6749 = post_form(
         &idp.client_credentials_url(),
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Authorization", &format!("Basic {naive}")),
-        ],
-        "grant_type=client_credentials&scope=openid",
+        &[("grant_type", "client_credentials"), ("scope", SCOPE)],
+        CREDS,
     );
-    assert_error(&resp, 401);
+    assert_error(&rfc6749, 401);
 }
 
 #[test]

@@ -127,8 +127,24 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// stderr without the once-per-run warning that a plain-http URL gets:
+/// every loopback test server is plain http, and the tests of other
+/// behaviour must not depend on it (tests/servers_network.rs checks the
+/// warning itself, with [`raw_stderr`]).
 pub fn stderr(out: &Output) -> String {
+    without_plain_http_warning(&raw_stderr(out))
+}
+
+/// stderr exactly as printed.
+pub fn raw_stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Drops the plain-http warning line from a run's stderr.
+pub fn without_plain_http_warning(text: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|l| !(l.starts_with("dexcred: warning: ") && l.contains(" is plain http: ")))
+        .collect()
 }
 
 /// Asserts success and returns stdout.

@@ -58,9 +58,13 @@ pub(crate) fn token(state: &mut State, req: &Request) -> Reply {
     issue(state, &client_id, &scope)
 }
 
-/// Basic only: the form's `client_id`/`client_secret` are ignored.
+/// Basic only: the form's `client_id`/`client_secret` are ignored. The
+/// document says `Basic base64(client_id:client_secret)`, and the service
+/// decodes exactly that: base64, split at the first `:`, no URL-decoding
+/// (unlike RFC 6749 §2.3.1, which Dex and Keycloak follow). A client that
+/// form-encodes a secret containing `+ / = %` or a space is refused.
 fn authenticate(state: &State, req: &Request) -> Result<String, Reply> {
-    let Some((id, secret)) = req.basic_auth() else {
+    let Some((id, secret)) = req.basic_auth_raw() else {
         return Err(cc_error(
             401,
             "Unauthorized",
