@@ -16,7 +16,7 @@ use super::{
 };
 use crate::cache::{Endpoints, Entry};
 use crate::error::{Error, Result};
-use crate::secret::{self, Secret};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -117,7 +117,7 @@ impl OAuth {
             Err(e)
                 if otp.is_none() && ctx.credentials.is_interactive() && is_bad_credentials(&e) =>
             {
-                let code = secret::prompt(
+                let code = ctx.credentials.prompt(
                     "The server refused the login. One-time code (leave empty if you have none): ",
                 )?;
                 if code.expose().trim().is_empty() {
