@@ -495,12 +495,12 @@ mod tests {
         // the access token, but renewing early is the safe mistake.
         let id = g.id_token.unwrap();
         assert_eq!((id.issued_at, id.expires_at), (1000, 1560));
+        let at = g.access_token.unwrap();
+        assert_eq!((at.issued_at, at.expires_at), (1500, 1560));
         let jwt = jwt::encode_for_test(&json!({"exp": 2000, "iat": 1000}));
         let g = parse_token_response(&resp(json!({"id_token": jwt})), 1500).unwrap();
         let id = g.id_token.unwrap();
         assert_eq!((id.issued_at, id.expires_at), (1000, 2000));
-        let at = g.access_token.unwrap();
-        assert_eq!((at.issued_at, at.expires_at), (1500, 1560));
 
         let g = parse_token_response(&resp(json!({"access_token": "opaque"})), 1500).unwrap();
         assert_eq!(
