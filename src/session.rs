@@ -11,27 +11,31 @@
 //!    return its token. This is what makes N simultaneous cold starts cost
 //!    one request. If the wait times out and the cached token is still
 //!    alive, it is served with a warning.
-//! 3. **Refresh** with the refresh token, under the entry lock. On success
-//!    the entry (with the rotated refresh token) is saved before anything
-//!    else happens. If the server refuses it, it is forgotten (saved
-//!    without it) so later processes do not present it again.
-//! 4. **Log in** (password or client credentials) when there is no usable
+//! 3. Take the **login lock** without waiting. If another process holds
+//!    it, that process is logging in and our refresh token is the refused
+//!    one or about to be replaced: release the entry lock and wait for
+//!    that login (step 5).
+//! 4. **Refresh** with the refresh token, under both locks. On success the
+//!    entry (with the rotated refresh token) is saved before anything else
+//!    happens.
+//! 5. **Log in** (password or client credentials) when there is no usable
 //!    refresh token and a login can happen in this run. The entry lock is
 //!    released first: a login may wait on a person, and no renewal may wait
-//!    behind one. Logins are serialised by the **login lock** instead: take
-//!    it (waiting up to `--lock-timeout`, plus `--login-timeout` when this
-//!    login may involve a person), re-read (another process logged in
-//!    meanwhile → use its token, no prompt, no request), prompt and log in,
-//!    then take the entry lock again just to save.
-//! 5. If renewal failed but the old token has not actually expired yet (it
+//!    behind one. The login lock serialises logins instead; a process that
+//!    had to wait for it (at most `--lock-timeout`, plus `--login-timeout`
+//!    when this login may involve a person) re-reads the entry first
+//!    (another process logged in → use its token, no prompt, no request).
+//!    After the login, the entry lock is taken again just to save.
+//! 6. If renewal failed but the old token has not actually expired yet (it
 //!    is only inside its margin), serve it with a warning rather than fail.
 //!
-//! The cache is written only with complete new results; a failed renewal
-//! leaves the entry exactly as it was (except for a refused refresh token,
-//! which is dropped). A token that is already expired when it arrives is
-//! never cached as one that can be served.
+//! Lock order: the entry lock is only ever held while *trying* the login
+//! lock, never while waiting for it, so no two processes wait for each
+//! other. The cache is written only with complete new results; a failed
+//! renewal leaves the entry exactly as it was. A token that is already
+//! expired when it arrives is never cached as one that can be served.
 
-use crate::cache::{Acquired, Entry, EntryLock, Loaded, StoredToken, TokenField};
+use crate::cache::{Acquired, Entry, EntryLock, Loaded, LoginLock, StoredToken, TokenField};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Http;
@@ -164,6 +168,21 @@ fn renew(
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
     let http = Http::new(&config.tls, config.timeout, log)?;
+    // Another process is logging in: our refresh token is either the one
+    // that made it log in (refused) or about to be replaced by its login
+    // (Dex deletes the previous session). Wait for that login instead.
+    let Some(login_lock) = config.store.try_login_lock(&config.key)? else {
+        drop(lock);
+        let login = Login::Wait { current, seen };
+        return log_in(
+            config,
+            &http,
+            provider.as_ref(),
+            credentials,
+            working,
+            login,
+        );
+    };
     let ctx = Context {
         http: &http,
         log,
@@ -190,22 +209,22 @@ fn renew(
         if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
             return serve_stale_or_fail(config, current.as_ref(), error);
         }
-        // The session is over. Forget the refused refresh token now, while
-        // holding the lock, so processes that come after us do not present
-        // it again but wait for our login instead.
-        working.refresh_token = None;
-        working.refresh_expires_at = None;
-        config.store.save(&lock, &working)?;
     }
+    // We hold the login lock, taken while holding the entry lock: nobody
+    // can have logged in since our re-read. Release the entry lock before
+    // the login, which may wait on a person.
     drop(lock);
-    login(
+    let login = Login::Held {
+        lock: login_lock,
+        current,
+    };
+    log_in(
         config,
         &http,
         provider.as_ref(),
         credentials,
         working,
-        current,
-        seen,
+        login,
     )
 }
 
@@ -249,38 +268,62 @@ fn cannot_log_in(provider: &dyn Provider, credentials: &Credentials) -> Option<E
     }
 }
 
+/// How a login starts: with the login lock already held, or by waiting
+/// for another process's login to finish first.
+enum Login<'a> {
+    Held {
+        lock: LoginLock,
+        current: Option<Entry>,
+    },
+    Wait {
+        current: Option<Entry>,
+        seen: Option<&'a Secret>,
+    },
+}
+
 /// Logs in under the login lock — never under the entry lock, as it may
 /// wait on a person — and saves the result under the entry lock.
-fn login(
+fn log_in(
     config: &Config,
     http: &Http,
     provider: &dyn Provider,
     credentials: &Credentials,
     working: Entry,
-    current: Option<Entry>,
-    seen: Option<&Secret>,
+    login: Login<'_>,
 ) -> Result<Issued> {
     let log = config.log;
-    // Whoever holds the login lock may be waiting on a person if we would
-    // be: wait as long as such a login may take, plus the usual bound.
-    let wait = if provider.login_needs_person(credentials) {
-        config.login_timeout.saturating_add(config.lock_timeout)
-    } else {
-        config.lock_timeout
+    let (_login_lock, current, base) = match login {
+        Login::Held { lock, current } => (lock, current, working),
+        Login::Wait { current, seen } => {
+            // Whoever holds the login lock may be waiting on a person if we
+            // would be: wait as long as such a login may take, plus the
+            // usual bound.
+            let wait = if provider.login_needs_person(credentials) {
+                config.login_timeout.saturating_add(config.lock_timeout)
+            } else {
+                config.lock_timeout
+            };
+            log.debug(|| "another process is logging in; waiting for it".to_string());
+            let lock = match config.store.login_lock(&config.key, wait)? {
+                Acquired::Held(lock) => lock,
+                Acquired::TimedOut(error) => {
+                    return serve_stale_or_fail(config, current.as_ref(), error);
+                }
+            };
+            // An unusable entry was warned about already, under the entry lock.
+            let latest = config.store.load(&config.key)?.entry();
+            if let Some(issued) = renewed_meanwhile(config, latest.as_ref(), seen) {
+                log.debug(|| "another process logged in while we waited".to_string());
+                return Ok(issued);
+            }
+            if let Some(error) = cannot_log_in(provider, credentials) {
+                return serve_stale_or_fail(config, current.as_ref(), error);
+            }
+            (lock, current, latest.unwrap_or(working))
+        }
     };
-    log.debug(|| "login needed; taking the login lock".to_string());
-    let _login_lock = match config.store.login_lock(&config.key, wait)? {
-        Acquired::Held(lock) => lock,
-        Acquired::TimedOut(error) => return serve_stale_or_fail(config, current.as_ref(), error),
-    };
-    let latest = reload(config)?;
-    if let Some(issued) = renewed_meanwhile(config, latest.as_ref(), seen) {
-        log.debug(|| "another process logged in while we waited".to_string());
-        return Ok(issued);
-    }
     // A fresh entry, keeping only what belongs to the provider rather than
     // the session (PCD's client secret, discovered endpoints).
-    let base = latest.unwrap_or(working);
     let now = now_secs();
     let mut fresh = Entry::new(config.key.clone(), now);
     fresh.client_secret = base.client_secret.clone();

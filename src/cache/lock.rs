@@ -91,7 +91,7 @@ impl LoginLock {
             }),
             None => Acquired::TimedOut(Error::local(format!(
                 "another dexcred process has been logging in (holding {}) for more than {}s; \
-                 finish or cancel that login, or raise --login-timeout",
+                 finish or cancel that login, or raise --lock-timeout and --login-timeout",
                 path.display(),
                 timeout.as_secs()
             ))),
@@ -128,6 +128,7 @@ fn acquire(path: &Path, timeout: Duration) -> Result<Option<File>> {
     let file = open_lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) if timeout.is_zero() => Ok(None),
         Err(TryLockError::WouldBlock) => Ok(wait_for_lock(&file, path, timeout)?.then_some(file)),
         Err(TryLockError::Error(e)) => {
             Err(Error::local(format!("cannot lock {}: {e}", path.display())))

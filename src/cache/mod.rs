@@ -148,6 +148,17 @@ impl Store {
         LoginLock::wait(&self.sibling(key, "login"), timeout)
     }
 
+    /// The login lock if no other process holds it, without waiting. This
+    /// is how a holder of the entry lock takes it (entry lock first, then a
+    /// login lock that is never waited for): no two processes can ever
+    /// wait for each other.
+    pub fn try_login_lock(&self, key: &Key) -> Result<Option<LoginLock>> {
+        Ok(match self.login_lock(key, Duration::ZERO)? {
+            Acquired::Held(lock) => Some(lock),
+            Acquired::TimedOut(_) => None,
+        })
+    }
+
     /// Atomically and durably replaces the entry: write a 0600 temp file,
     /// fsync it, rename it over the entry, fsync the directory. Taking the
     /// lock as an argument makes "writes happen under the lock" a type rule.

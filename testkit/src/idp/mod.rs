@@ -31,7 +31,7 @@ pub use config::{
     ALICE, ALICE_PASSWORD, Client, Counts, DEX_CLIENT, Fault, IdpConfig, KEYCLOAK_PUBLIC_CLIENT,
     Lifetimes, OTHER_DEX_CLIENT, RecordedRequest, SERVICE_CLIENT, SERVICE_CLIENT_SECRET, User,
 };
-pub use jwt::decode_payload;
+pub use jwt::{decode_payload, unsigned_jwt};
 
 use crate::http::{Handler, Reply, Request, Server};
 use crate::util::{lock, random_token};
