@@ -411,7 +411,7 @@ fn while_a_person_types_a_password_other_runs_are_not_held_up() {
     // the test deadline: it must not queue behind the person but serve the
     // still-valid token at once, saying why.
     let mut pipeline = token_cmd(&env, &idp);
-    pipeline.args(["--lock-timeout", "3600", "--login-timeout", "3600"]);
+    pipeline.args(["--lock-timeout", "3600"]);
     let out = run_bounded(&mut pipeline, DEADLINE);
     assert_eq!(ok(&out).trim(), cached);
     assert!(
