@@ -327,7 +327,7 @@ impl OnTerminal {
     /// reading a secret.
     fn wait_for_prompt(&mut self, text: &str) {
         let deadline = Instant::now() + DEADLINE;
-        while !(self.read_screen().contains(text) && !self.echo_on()) {
+        while !self.read_screen().contains(text) || self.echo_on() {
             if let Some(status) = self.child.try_wait().expect("poll") {
                 panic!(
                     "exited with {status} before prompting: {:?}",
