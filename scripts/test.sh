@@ -5,7 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in kubectl git node npm cargo; do
+# Debian packages the tests use (issue 13, items 4 and 6: tests/expiry.rs
+# moves dexcred's clock with libfaketime). CI runs this as root on a fresh
+# machine.
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq faketime
+fi
+
+for tool in kubectl git node npm cargo faketime; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
 if ! cargo nextest --version >/dev/null 2>&1; then

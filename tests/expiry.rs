@@ -69,6 +69,10 @@ fn with_our_clock_behind_the_servers_the_earlier_expiry_is_used() {
     // must renew instead of handing it out.
     idp.advance_clock(Duration::from_secs(3600));
     assert!(!idp.is_valid_token(&first));
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: install Debian's faketime package"
+    );
     let mut later = token_cmd(&env, &idp, &[]);
     later
         .env("LD_PRELOAD", LIBFAKETIME)
