@@ -71,9 +71,10 @@ impl EntryLock {
 /// browser), so it must not happen under the [`EntryLock`], which every
 /// renewal needs. The login lock (`<id>.login`) serialises logins only: N
 /// processes that all need one make ONE prompt and ONE login; the others
-/// wait here (bounded) and then find the new tokens in the entry. Lock
-/// order is login lock, then entry lock, never the other way round, so
-/// there is no deadlock.
+/// wait here (bounded) and then find the new tokens in the entry. No
+/// deadlock is possible: a process may wait for the entry lock while
+/// holding the login lock, but a holder of the entry lock only ever *tries*
+/// the login lock ([`super::Store::try_login_lock`]), never waits for it.
 #[derive(Debug)]
 pub struct LoginLock {
     _file: File,
