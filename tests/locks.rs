@@ -251,7 +251,9 @@ struct OnTerminal {
     master: File,
     screen: Vec<u8>,
     out: std::thread::JoinHandle<Vec<u8>>,
-    err: std::thread::JoinHandle<Vec<u8>>,
+    /// stderr so far (filled while the process runs).
+    err: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    err_reader: std::thread::JoinHandle<()>,
 }
 
 impl OnTerminal {
@@ -305,13 +307,24 @@ impl OnTerminal {
             })
         };
         let out = drain(Box::new(child.stdout.take().expect("stdout")));
-        let err = drain(Box::new(child.stderr.take().expect("stderr")));
+        let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = err.clone();
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
+                sink.lock()
+                    .expect("stderr buffer")
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
         OnTerminal {
             child,
             master: File::from(master),
             screen: Vec::new(),
             out,
             err,
+            err_reader,
         }
     }
 
@@ -357,9 +370,9 @@ impl OnTerminal {
             .expect("type on the terminal");
     }
 
-    /// Waits (bounded) for the run to end; returns its output and whether
-    /// the terminal echoes again.
-    fn finish(mut self) -> (Output, bool) {
+    /// Waits (bounded) for the run to end; returns its output, whether the
+    /// terminal echoes again, and everything shown on the terminal.
+    fn finish(mut self) -> (Output, bool, String) {
         let deadline = Instant::now() + DEADLINE;
         let status = loop {
             self.read_screen();
@@ -374,12 +387,30 @@ impl OnTerminal {
             std::thread::sleep(Duration::from_millis(10));
         };
         let echo = self.echo_on();
+        let screen = self.read_screen();
+        self.err_reader.join().expect("stderr reader");
         let out = Output {
             status,
             stdout: self.out.join().expect("stdout"),
-            stderr: self.err.join().expect("stderr"),
+            stderr: self.err.lock().expect("stderr buffer").clone(),
         };
-        (out, echo)
+        (out, echo, screen)
+    }
+
+    /// Waits until the run's stderr so far contains `text`.
+    fn wait_for_stderr(&mut self, text: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let err = String::from_utf8_lossy(&self.err.lock().expect("stderr")).into_owned();
+            if err.contains(text) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("poll") {
+                panic!("exited with {status} first: {err}");
+            }
+            assert!(Instant::now() < deadline, "never said {text:?}: {err}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -435,7 +466,7 @@ fn while_a_person_types_a_password_other_runs_are_not_held_up() {
 
     // The person answers: one login, whose token everyone then shares.
     person.type_line(ALICE_PASSWORD);
-    let (out, echo) = person.finish();
+    let (out, echo, _) = person.finish();
     let new = ok(&out).trim().to_string();
     assert!(echo, "the terminal echoes again");
     assert_ne!(new, cached);
@@ -452,7 +483,7 @@ fn a_prompt_nobody_answers_ends_at_the_login_timeout_and_restores_the_terminal()
     cmd.args(["--login-timeout", "1"]);
     let mut run = OnTerminal::start(&mut cmd);
     run.wait_for_prompt(&format!("Password for {ALICE}"));
-    let (out, echo) = run.finish();
+    let (out, echo, _) = run.finish();
     let line = fails_with(&out, 3);
     assert!(
         line.contains("no answer") && line.contains("--login-timeout"),
@@ -461,4 +492,35 @@ fn a_prompt_nobody_answers_ends_at_the_login_timeout_and_restores_the_terminal()
     assert!(echo, "the terminal is left echoing");
     assert_eq!(idp.counts().total, 0);
     assert!(env.cache_entries().is_empty());
+}
+
+#[test]
+fn two_people_at_two_terminals_get_one_prompt_and_one_login() {
+    let idp = FakeIdp::pcd();
+    let env = Env::new();
+    let mut first = token_cmd(&env, &idp);
+    let mut first = OnTerminal::start(&mut first);
+    first.wait_for_prompt(&format!("Password for {ALICE}"));
+
+    // A second interactive run for the same identity waits for the first
+    // one's login instead of prompting too.
+    let mut second = token_cmd(&env, &idp);
+    second.arg("-v");
+    let mut second = OnTerminal::start(&mut second);
+    second.wait_for_stderr("another process is logging in; waiting for it");
+
+    first.type_line(ALICE_PASSWORD);
+    let (out, _, _) = first.finish();
+    let token = ok(&out).trim().to_string();
+    let (out, _, screen) = second.finish();
+    assert_eq!(
+        ok(&out).trim(),
+        token,
+        "the second run uses the first one's login"
+    );
+    assert!(
+        !screen.contains("Password for"),
+        "a second prompt: {screen:?}"
+    );
+    assert_eq!(idp.counts().password_grant, 1);
 }
