@@ -6,18 +6,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need; CI runs this as root on a fresh machine.
-# tinyproxy: the real proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY).
-if [ ! -x /usr/bin/tinyproxy ]; then
+#   tinyproxy  the real HTTP proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY)
+#   faketime   tests/expiry.rs moves dexcred's clock with libfaketime
+debs=()
+[ -x /usr/bin/tinyproxy ] || debs+=(tinyproxy)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || debs+=(faketime)
+if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
-    apt-get install -y --no-install-recommends tinyproxy
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}"
   else
-    echo "test.sh: tinyproxy is required (apt-get install -y --no-install-recommends tinyproxy)" >&2
+    echo "test.sh: these Debian packages are required: ${debs[*]} (apt-get install ${debs[*]})" >&2
     exit 1
   fi
 fi
 
-for tool in kubectl git node npm cargo; do
+for tool in kubectl git node npm cargo faketime; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -28,6 +28,9 @@ pub const VERSION: &str = concat!(
 pub const DEFAULT_USER_DOMAIN: &str = "Default";
 pub const DEFAULT_TIMEOUT: u64 = 30;
 pub const DEFAULT_LOCK_TIMEOUT: u64 = 60;
+/// Default of `--login-timeout`: long enough for a person to type a
+/// password or finish a browser login.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 300;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -355,6 +358,17 @@ pub struct ProviderArgs {
         help_heading = "Connection"
     )]
     pub lock_timeout: u64,
+
+    /// Longest wait for a person during a login (a prompt; another process's login), in seconds
+    #[arg(
+        long,
+        env = "DEXCRED_LOGIN_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = DEFAULT_LOGIN_TIMEOUT,
+        value_parser = parse_seconds,
+        help_heading = "Connection"
+    )]
+    pub login_timeout: u64,
 
     /// Renew now (refresh token first, like an expired entry) instead of using the cache
     #[arg(

@@ -80,6 +80,9 @@ pub struct Config {
     pub log: Log,
     pub force_refresh: bool,
     pub lock_timeout: Duration,
+    /// Bounds a login that waits on a person: a prompt, and how long other
+    /// processes wait for such a login (`--login-timeout`).
+    pub login_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
     /// HTTPS_PROXY, NO_PROXY and friends, read here with the rest of the
@@ -326,6 +329,7 @@ impl Config {
             log: Log::new(common.verbose),
             force_refresh: p.force_refresh,
             lock_timeout: Duration::from_secs(p.lock_timeout),
+            login_timeout: Duration::from_secs(p.login_timeout),
             timeout: Duration::from_secs(p.timeout),
             tls: TlsOptions {
                 certificate_authority: p.certificate_authority.clone(),
@@ -456,6 +460,7 @@ impl Config {
             self.timeout,
             self.account.clone(),
         )
+        .with_prompt_timeout(self.login_timeout)
     }
 }
 

@@ -6,24 +6,43 @@
 //!
 //! 1. **Hit path** — read the entry without a lock; if its token is outside
 //!    the refresh margin, return it. No network, no lock, no provider.
-//! 2. **Lock** the entry, then **re-read** it: another process may have
-//!    renewed it while we waited, in which case we return its token. This
-//!    is what makes N simultaneous cold starts cost one request.
-//! 3. **Refresh** with the refresh token. On success the entry (with the
-//!    rotated refresh token) is saved before anything else happens.
-//! 4. If the server rejected the refresh, **log in** again (password or
-//!    client credentials), when a password can be had.
-//! 5. If renewal failed but the old token has not actually expired yet (it
+//! 2. Take the **entry lock** (at most `--lock-timeout`), then **re-read**:
+//!    another process may have renewed it while we waited, in which case we
+//!    return its token. This is what makes N simultaneous cold starts cost
+//!    one request. If the wait times out and the cached token is still
+//!    alive, it is served with a warning.
+//! 3. Take the **login lock** without waiting. If another process holds
+//!    it, that process is logging in and our refresh token is the refused
+//!    one or about to be replaced: release the entry lock and wait for
+//!    that login (step 5).
+//! 4. **Refresh** with the refresh token, under both locks. On success the
+//!    entry (with the rotated refresh token) is saved before anything else
+//!    happens.
+//! 5. **Log in** (password or client credentials) when there is no usable
+//!    refresh token and a login can happen in this run. The entry lock is
+//!    released first: a login may wait on a person, and no renewal may wait
+//!    behind one. The login lock serialises logins instead; a process that
+//!    had to wait for it (at most `--lock-timeout`, plus `--login-timeout`
+//!    when this login may involve a person) re-reads the entry first
+//!    (another process logged in → use its token, no prompt, no request).
+//!    After the login, the entry lock is taken again just to save.
+//! 6. If renewal failed but the old token has not actually expired yet (it
 //!    is only inside its margin), serve it with a warning rather than fail.
 //!
-//! The cache is written only with complete new results; a failed renewal
-//! leaves the entry exactly as it was.
+//! Lock order: the entry lock is only ever held while *trying* the login
+//! lock, never while waiting for it, so no two processes wait for each
+//! other. The cache is written only with complete new results; a failed
+//! renewal leaves the entry exactly as it was. A token that is already
+//! expired when it arrives is never cached as one that can be served.
 
-use crate::cache::{Entry, EntryLock, Loaded, StoredToken};
+use crate::cache::{Acquired, Entry, EntryLock, Loaded, LoginLock, StoredToken, TokenField};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::provider::{self, Context, Credentials, Logout, Provider, RefreshError, now_secs};
+use crate::protocol::kubectl::rfc3339;
+use crate::provider::{
+    self, Context, Credentials, Grant, Logout, Provider, RefreshError, now_secs,
+};
 use crate::secret::{Secret, fingerprint};
 
 /// A token ready to hand out.
@@ -52,8 +71,9 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
     let log = config.log;
     let now = now_secs();
     // What the unlocked read saw: with --force-refresh, a token different
-    // from this one after the lock means another process renewed meanwhile.
-    let mut seen: Option<Secret> = None;
+    // from this one later means another process renewed meanwhile; and it
+    // is what is served if the lock cannot be had in time.
+    let mut seen_entry: Option<Entry> = None;
     if let Loaded::Hit(entry) = config.store.load(&config.key)? {
         if !config.force_refresh
             && let Some(token) = entry.fresh_token(config.field, now)
@@ -69,22 +89,43 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
             });
             return Ok(Issued::fresh(*entry, token));
         }
-        seen = entry.token(config.field).map(|t| t.value.clone());
+        seen_entry = Some(*entry);
     }
+    let seen = seen_entry
+        .as_ref()
+        .and_then(|e| e.token(config.field))
+        .map(|t| t.value.clone());
 
     log.debug(|| "renewal needed; locking the cache entry".to_string());
-    let lock = config.store.lock(&config.key, config.lock_timeout)?;
-    let current = reload(config)?;
-    if let Some(entry) = &current {
-        let renewed_meanwhile = entry.token(config.field).map(|t| &t.value) != seen.as_ref();
-        if (!config.force_refresh || renewed_meanwhile)
-            && let Some(token) = entry.fresh_token(config.field, now_secs())
-        {
-            log.debug(|| "another process renewed the entry while we waited".to_string());
-            return Ok(Issued::fresh(entry.clone(), token.clone()));
+    let lock = match config.store.wait_lock(&config.key, config.lock_timeout)? {
+        Acquired::Held(lock) => lock,
+        Acquired::TimedOut(error) => {
+            return serve_stale_or_fail(config, seen_entry.as_ref(), error);
         }
+    };
+    let current = reload(config)?;
+    if let Some(issued) = renewed_meanwhile(config, current.as_ref(), seen.as_ref()) {
+        log.debug(|| "another process renewed the entry while we waited".to_string());
+        return Ok(issued);
     }
-    renew(config, credentials, &lock, current)
+    renew(config, credentials, lock, current, seen.as_ref())
+}
+
+/// The entry's token, if another process renewed it since we saw `seen`
+/// and it can be handed out. Without --force-refresh any fresh token will
+/// do.
+fn renewed_meanwhile(
+    config: &Config,
+    entry: Option<&Entry>,
+    seen: Option<&Secret>,
+) -> Option<Issued> {
+    let entry = entry?;
+    let changed = entry.token(config.field).map(|t| &t.value) != seen;
+    if config.force_refresh && !changed {
+        return None;
+    }
+    let token = entry.fresh_token(config.field, now_secs())?;
+    Some(Issued::fresh(entry.clone(), token.clone()))
 }
 
 /// Reads the entry under the lock, warning about (and then ignoring) one that
@@ -105,8 +146,9 @@ fn reload(config: &Config) -> Result<Option<Entry>> {
 fn renew(
     config: &Config,
     credentials: &Credentials,
-    lock: &EntryLock,
+    lock: EntryLock,
     current: Option<Entry>,
+    seen: Option<&Secret>,
 ) -> Result<Issued> {
     let log = config.log;
     let provider = config.provider()?;
@@ -126,6 +168,21 @@ fn renew(
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
     let http = Http::new(&config.tls, &config.proxy, config.timeout, log)?;
+    // Another process is logging in: our refresh token is either the one
+    // that made it log in (refused) or about to be replaced by its login
+    // (Dex deletes the previous session). Wait for that login instead.
+    let Some(login_lock) = config.store.try_login_lock(&config.key)? else {
+        drop(lock);
+        let login = Login::Wait { current, seen };
+        return log_in(
+            config,
+            &http,
+            provider.as_ref(),
+            credentials,
+            working,
+            login,
+        );
+    };
     let ctx = Context {
         http: &http,
         log,
@@ -141,25 +198,7 @@ fn renew(
             )
         });
         match provider.refresh(&ctx, &mut working, &refresh_token) {
-            Ok(grant) => {
-                // A response without the token we hand out must not make
-                // the previous (expired) one look renewed; but a rotated
-                // refresh token in it is saved all the same.
-                let lacks_field = grant.token(config.field).is_none();
-                let rotated = grant
-                    .refresh_token
-                    .as_ref()
-                    .is_some_and(|t| Some(t) != working.refresh_token.as_ref());
-                if !lacks_field || rotated {
-                    provider::apply_grant(&mut working, grant, now_secs(), false);
-                    config.store.save(lock, &working)?;
-                    log.debug(|| "refreshed; new tokens saved".to_string());
-                }
-                if lacks_field {
-                    return serve_stale_or_fail(config, current.as_ref(), no_token_error(config));
-                }
-                return issue(config, working);
-            }
+            Ok(grant) => return refreshed(config, &lock, current.as_ref(), working, grant),
             Err(RefreshError::Unavailable(error)) => {
                 return serve_stale_or_fail(config, current.as_ref(), error);
             }
@@ -167,13 +206,56 @@ fn renew(
                 log.debug(|| format!("the refresh token was refused ({reason}); logging in again"));
             }
         }
+        if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
+            return serve_stale_or_fail(config, current.as_ref(), error);
+        }
     }
+    // We hold the login lock, taken while holding the entry lock: nobody
+    // can have logged in since our re-read. Release the entry lock before
+    // the login, which may wait on a person.
+    drop(lock);
+    let login = Login::Held {
+        lock: login_lock,
+        current,
+    };
+    log_in(
+        config,
+        &http,
+        provider.as_ref(),
+        credentials,
+        working,
+        login,
+    )
+}
 
-    if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
-        return serve_stale_or_fail(config, current.as_ref(), error);
+/// Saves a refresh grant (the rotated refresh token above all) and issues
+/// its token.
+fn refreshed(
+    config: &Config,
+    lock: &EntryLock,
+    current: Option<&Entry>,
+    mut working: Entry,
+    grant: Grant,
+) -> Result<Issued> {
+    // A response without a usable token to hand out must not make the
+    // previous one look renewed; but a rotated refresh token in it is saved
+    // all the same.
+    let (grant, problem) = check_served_token(config, grant);
+    let rotated = grant
+        .refresh_token
+        .as_ref()
+        .is_some_and(|t| Some(t) != working.refresh_token.as_ref());
+    if problem.is_none() || rotated {
+        provider::apply_grant(&mut working, grant, now_secs(), false);
+        config.store.save(lock, &working)?;
+        config
+            .log
+            .debug(|| "refreshed; new tokens saved".to_string());
     }
-    login(config, &ctx, provider.as_ref(), lock, &working)
-        .or_else(|error| serve_stale_or_fail(config, current.as_ref(), error))
+    if let Some(error) = problem {
+        return serve_stale_or_fail(config, current, error);
+    }
+    issue(config, working)
 }
 
 /// Why a login cannot happen in this run: the provider needs a password
@@ -186,26 +268,120 @@ fn cannot_log_in(provider: &dyn Provider, credentials: &Credentials) -> Option<E
     }
 }
 
-fn login(
+/// How a login starts: with the login lock already held, or by waiting
+/// for another process's login to finish first.
+enum Login<'a> {
+    Held {
+        lock: LoginLock,
+        current: Option<Entry>,
+    },
+    Wait {
+        current: Option<Entry>,
+        seen: Option<&'a Secret>,
+    },
+}
+
+/// Logs in under the login lock — never under the entry lock, as it may
+/// wait on a person — and saves the result under the entry lock.
+fn log_in(
     config: &Config,
-    ctx: &Context<'_>,
+    http: &Http,
     provider: &dyn Provider,
-    lock: &EntryLock,
-    working: &Entry,
+    credentials: &Credentials,
+    working: Entry,
+    login: Login<'_>,
 ) -> Result<Issued> {
+    let log = config.log;
+    let (_login_lock, current, base) = match login {
+        Login::Held { lock, current } => (lock, current, working),
+        Login::Wait { current, seen } => {
+            // Whoever holds the login lock may be waiting on a person if we
+            // would be: wait as long as such a login may take, plus the
+            // usual bound.
+            let wait = if provider.login_needs_person(credentials) {
+                config.login_timeout.saturating_add(config.lock_timeout)
+            } else {
+                config.lock_timeout
+            };
+            log.debug(|| "another process is logging in; waiting for it".to_string());
+            let lock = match config.store.login_lock(&config.key, wait)? {
+                Acquired::Held(lock) => lock,
+                Acquired::TimedOut(error) => {
+                    return serve_stale_or_fail(config, current.as_ref(), error);
+                }
+            };
+            // An unusable entry was warned about already, under the entry lock.
+            let latest = config.store.load(&config.key)?.entry();
+            if let Some(issued) = renewed_meanwhile(config, latest.as_ref(), seen) {
+                log.debug(|| "another process logged in while we waited".to_string());
+                return Ok(issued);
+            }
+            if let Some(error) = cannot_log_in(provider, credentials) {
+                return serve_stale_or_fail(config, current.as_ref(), error);
+            }
+            (lock, current, latest.unwrap_or(working))
+        }
+    };
     // A fresh entry, keeping only what belongs to the provider rather than
     // the session (PCD's client secret, discovered endpoints).
-    let mut fresh = Entry::new(config.key.clone(), ctx.now);
-    fresh.client_secret = working.client_secret.clone();
-    fresh.endpoints = working.endpoints.clone();
-    config
-        .log
-        .debug(|| format!("logging in as {}", config.account));
-    let grant = provider.login(ctx, &mut fresh)?;
+    let now = now_secs();
+    let mut fresh = Entry::new(config.key.clone(), now);
+    fresh.client_secret = base.client_secret.clone();
+    fresh.endpoints = base.endpoints.clone();
+    log.debug(|| format!("logging in as {}", config.account));
+    let ctx = Context {
+        http,
+        log,
+        credentials,
+        now,
+    };
+    let grant = match provider.login(&ctx, &mut fresh) {
+        Ok(grant) => grant,
+        Err(error) => return serve_stale_or_fail(config, current.as_ref(), error),
+    };
+    let (grant, problem) = check_served_token(config, grant);
     provider::apply_grant(&mut fresh, grant, now_secs(), true);
-    config.store.save(lock, &fresh)?;
-    config.log.debug(|| "logged in; tokens saved".to_string());
+    match config.store.wait_lock(&config.key, config.lock_timeout)? {
+        Acquired::Held(lock) => {
+            config.store.save(&lock, &fresh)?;
+            log.debug(|| "logged in; tokens saved".to_string());
+        }
+        // Only renewals (each bounded) hold the entry lock, so this is rare;
+        // the login happened, so use its token rather than waste it.
+        Acquired::TimedOut(error) if problem.is_none() => log.warn(&format!(
+            "{}; the new token is used but not cached",
+            error.one_line()
+        )),
+        Acquired::TimedOut(error) => return serve_stale_or_fail(config, current.as_ref(), error),
+    }
+    if let Some(error) = problem {
+        return serve_stale_or_fail(config, current.as_ref(), error);
+    }
     issue(config, fresh)
+}
+
+/// The token this run hands out must be in the response and still alive by
+/// this computer's clock. If it is not, it is taken out of the grant — so
+/// it is never cached as a token that can be served — and the reason is
+/// returned. The rest of the grant (a rotated refresh token) stays usable.
+fn check_served_token(config: &Config, mut grant: Grant) -> (Grant, Option<Error>) {
+    let now = now_secs();
+    let expired_at = match grant.token(config.field) {
+        None => return (grant, Some(no_token_error(config))),
+        Some(token) if token.is_alive(now) => return (grant, None),
+        Some(token) => token.expires_at,
+    };
+    match config.field {
+        TokenField::IdToken => grant.id_token = None,
+        TokenField::AccessToken => grant.access_token = None,
+    }
+    let when = rfc3339(expired_at).unwrap_or_else(|_| expired_at.to_string());
+    let error = Error::provider(format!(
+        "the identity provider issued an {} that had already expired (at {when} by this \
+         computer's clock); check the clock of this computer and of the identity provider",
+        config.field.name()
+    ));
+    (grant, Some(error))
 }
 
 /// Picks the configured token out of a freshly saved entry.

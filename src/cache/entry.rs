@@ -61,6 +61,18 @@ pub struct ExchangeKey {
     pub audience: Option<String>,
 }
 
+/// The latest time dexcred stores or shows: 9999-12-31T23:59:59Z.
+/// kubectl's `expirationTimestamp` is RFC 3339, whose year has four digits,
+/// so a later expiry could never be handed to kubectl; a server that says
+/// "later than that" means "never", and this is as never as it gets.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// Brings a server-given time into the range dexcred can store and show
+/// (the Unix epoch to [`MAX_TIME`]), so no arithmetic on it can overflow.
+pub fn clamp_time(unix: i64) -> i64 {
+    unix.clamp(0, MAX_TIME)
+}
+
 /// A bearer token and the times that decide when it must be renewed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredToken {
@@ -77,7 +89,10 @@ impl StoredToken {
     /// is also the expiry it advertises to kubectl and git, so they come
     /// back before the token dies.
     pub fn renew_at(&self) -> i64 {
-        self.expires_at - margin(self.expires_at - self.issued_at)
+        // Saturating: an entry written by an older dexcred may hold times
+        // whose difference overflows.
+        self.expires_at
+            .saturating_sub(margin(self.expires_at.saturating_sub(self.issued_at)))
     }
 
     /// Fresh: outside its refresh margin, so it can be handed out as is.

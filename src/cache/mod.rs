@@ -5,6 +5,7 @@
 //! ```text
 //! <id>.json   the entry (0600), replaced atomically by rename
 //! <id>.lock   the entry's flock target (0600), never deleted
+//! <id>.login  the flock target that serialises logins (0600), never deleted
 //! <id>.tmp    a write in progress; only ever touched under the lock
 //! ```
 //!
@@ -28,8 +29,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use entry::{Endpoints, Entry, ExchangeKey, Key, StoredToken, TokenField};
-pub use lock::EntryLock;
+pub use entry::{
+    Endpoints, Entry, ExchangeKey, Key, MAX_TIME, StoredToken, TokenField, clamp_time,
+};
+pub use lock::{Acquired, EntryLock, LoginLock};
 
 use crate::error::{Error, Result};
 
@@ -130,8 +133,32 @@ impl Store {
 
     /// Takes the entry's lock, creating the directory if needed.
     pub fn lock(&self, key: &Key, timeout: Duration) -> Result<EntryLock> {
+        self.wait_lock(key, timeout)?.held()
+    }
+
+    /// Takes the entry's lock; a wait past `timeout` is an outcome, so the
+    /// caller can fall back to a still-valid token.
+    pub fn wait_lock(&self, key: &Key, timeout: Duration) -> Result<Acquired<EntryLock>> {
         self.ensure_dir()?;
-        EntryLock::acquire(&self.sibling(key, "lock"), timeout)
+        EntryLock::wait(&self.sibling(key, "lock"), timeout)
+    }
+
+    /// Takes the entry's login lock (see [`LoginLock`]), creating the
+    /// directory if needed.
+    pub fn login_lock(&self, key: &Key, timeout: Duration) -> Result<Acquired<LoginLock>> {
+        self.ensure_dir()?;
+        LoginLock::wait(&self.sibling(key, "login"), timeout)
+    }
+
+    /// The login lock if no other process holds it, without waiting. This
+    /// is how a holder of the entry lock takes it (entry lock first, then a
+    /// login lock that is never waited for): no two processes can ever
+    /// wait for each other.
+    pub fn try_login_lock(&self, key: &Key) -> Result<Option<LoginLock>> {
+        Ok(match self.login_lock(key, Duration::ZERO)? {
+            Acquired::Held(lock) => Some(lock),
+            Acquired::TimedOut(_) => None,
+        })
     }
 
     /// Atomically and durably replaces the entry: write a 0600 temp file,

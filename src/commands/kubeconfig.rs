@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use clap::ValueEnum;
 
 use crate::cli::{
-    ClientAuthArg, CommonArgs, DEFAULT_LOCK_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_USER_DOMAIN,
-    KubeconfigArgs, ProviderArgs,
+    ClientAuthArg, CommonArgs, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_USER_DOMAIN, KubeconfigArgs, ProviderArgs,
 };
 use crate::config::{self, Config, given};
 use crate::error::{Error, Result};
@@ -314,6 +314,9 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     if p.lock_timeout != DEFAULT_LOCK_TIMEOUT {
         args.value("--lock-timeout", &p.lock_timeout.to_string());
     }
+    if p.login_timeout != DEFAULT_LOGIN_TIMEOUT {
+        args.value("--login-timeout", &p.login_timeout.to_string());
+    }
     args.path("--cache-dir", common.cache_dir.as_deref())?;
     Ok(args.0)
 }
@@ -430,6 +433,7 @@ mod tests {
         assert_eq!(default("user_domain"), DEFAULT_USER_DOMAIN);
         assert_eq!(default("timeout"), DEFAULT_TIMEOUT.to_string());
         assert_eq!(default("lock_timeout"), DEFAULT_LOCK_TIMEOUT.to_string());
+        assert_eq!(default("login_timeout"), DEFAULT_LOGIN_TIMEOUT.to_string());
         assert_eq!(default("client_auth"), "post");
     }
 

@@ -80,7 +80,10 @@ fn read_pat(sources: &Sources, args: &TokenArgs) -> Result<Secret> {
     let interactive = super::stdin_is_interactive();
     let pat = match sources.read(timeout, interactive)? {
         Some(pat) => pat,
-        None if interactive => secret::prompt("Personal access token: ")?,
+        None if interactive => secret::prompt(
+            "Personal access token: ",
+            std::time::Duration::from_secs(args.provider.login_timeout),
+        )?,
         None => {
             return Err(Error::auth(format!(
                 "no personal access token in this non-interactive run; set {ENV_PAT}, \

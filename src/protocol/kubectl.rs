@@ -117,7 +117,9 @@ pub fn render(api_version: &str, token: &str, expires_at: i64) -> Result<String>
 
 /// Unix seconds as RFC 3339 in UTC (`2026-11-23T10:00:00Z`).
 pub fn rfc3339(unix: i64) -> Result<String> {
-    OffsetDateTime::from_unix_timestamp(unix)
+    // Clamped: RFC 3339 has four-digit years, and an entry written by an
+    // older dexcred may hold a later expiry.
+    OffsetDateTime::from_unix_timestamp(crate::cache::clamp_time(unix))
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .ok_or_else(|| Error::provider(format!("token expiry {unix} is not a valid time")))

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cache::{Entry, StoredToken, TokenField};
+use crate::cache::{Entry, StoredToken, TokenField, clamp_time};
 use crate::error::{Error, Result};
 use crate::http::{BasicAuth, BasicEncoding, Http, Response};
 use crate::jwt;
@@ -89,6 +89,9 @@ pub struct Credentials {
     interactive_answer: Cell<Option<bool>>,
     /// Bounds password and OTP commands.
     pub timeout: Duration,
+    /// Bounds a prompt: how long a person may take to answer
+    /// (`--login-timeout`).
+    pub prompt_timeout: Duration,
     /// Shown in prompts: "alice@example.com at https://pcd.example".
     pub account: String,
     password_value: RefCell<Option<Secret>>,
@@ -108,9 +111,29 @@ impl Credentials {
             interactive,
             interactive_answer: Cell::new(None),
             timeout,
+            prompt_timeout: Duration::from_secs(crate::cli::DEFAULT_LOGIN_TIMEOUT),
             account,
             password_value: RefCell::new(None),
         }
+    }
+
+    /// Sets how long a prompt waits for its answer.
+    pub fn with_prompt_timeout(mut self, timeout: Duration) -> Credentials {
+        self.prompt_timeout = timeout;
+        self
+    }
+
+    /// Whether getting the password means asking a person: no configured
+    /// source, and a terminal to ask on.
+    pub fn password_needs_prompt(&self) -> bool {
+        !self.password.configured()
+            && self.password_value.borrow().is_none()
+            && self.is_interactive()
+    }
+
+    /// Asks on the terminal, bounded by `--login-timeout`.
+    pub fn prompt(&self, label: &str) -> Result<Secret> {
+        secret::prompt(label, self.prompt_timeout)
     }
 
     /// Whether dexcred may prompt on the terminal in this run.
@@ -151,7 +174,7 @@ impl Credentials {
         }
         let value = match self.password.read(self.timeout, self.is_interactive())? {
             Some(p) => p,
-            None => secret::prompt(&format!("Password for {}: ", self.account))?,
+            None => self.prompt(&format!("Password for {}: ", self.account))?,
         };
         if value.expose().is_empty() {
             return Err(Error::auth("the password is empty"));
@@ -343,7 +366,7 @@ pub fn parse_token_response(response: &Response, received_at: i64) -> Result<Gra
         refresh_expires_at: raw
             .refresh_expires_in
             .filter(|s| *s > 0)
-            .map(|s| received_at + s),
+            .map(|s| clamp_time(received_at.saturating_add(s))),
     })
 }
 
@@ -360,21 +383,28 @@ fn check_token_text(value: &str, name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Works out a token's expiry: its `exp` claim when it is a JWT, else
-/// `expires_in` from when the response arrived, else a short default.
+/// Works out a token's expiry: the earlier of its `exp` claim (when it is
+/// a JWT) and `expires_in` counted from when the response arrived, else a
+/// short default.
+///
+/// `exp` is on the server's clock, `expires_in` counts on ours. When the two
+/// clocks differ, the earlier expiry is the safe one: with this computer's
+/// clock behind the server's, `exp` alone would keep a token in use after
+/// the API server (on the server's time) already rejects it. Every time is
+/// clamped to what can be stored and shown (see [`clamp_time`]): an
+/// `expires_in` of 2^63 must not wrap around to a date in the past.
 fn stored_token(value: String, expires_in: Option<i64>, received_at: i64) -> StoredToken {
     let claims = jwt::decode(&value).unwrap_or_default();
-    let from_expires_in = expires_in.map(|s| received_at + s);
-    let expires_at = match (claims.exp, from_expires_in) {
-        // A JWT whose exp is already past by our clock while the server says
-        // it lives on: our clock or theirs is off; trust the relative figure.
-        (Some(exp), Some(rel)) if exp <= received_at => rel,
-        (Some(exp), _) => exp,
+    let from_expires_in = expires_in.map(|s| received_at.saturating_add(s));
+    let expires_at = clamp_time(match (claims.exp, from_expires_in) {
+        (Some(exp), Some(rel)) => exp.min(rel),
+        (Some(exp), None) => exp,
         (None, Some(rel)) => rel,
         (None, None) => received_at + DEFAULT_LIFETIME_SECS,
-    };
+    });
     let issued_at = claims
         .iat
+        .map(clamp_time)
         .filter(|iat| *iat <= expires_at && claims.exp.is_some())
         .unwrap_or(received_at);
     StoredToken {
@@ -442,6 +472,14 @@ pub trait Provider {
     /// source is worth reporting before any request is made).
     fn login_needs_password(&self) -> bool;
 
+    /// Whether `login` will wait on a person in this run: a password
+    /// prompt (or, for browser and device grants, a browser). Other
+    /// processes that need a login then wait for this one up to
+    /// `--login-timeout` longer, so N processes make one prompt.
+    fn login_needs_person(&self, credentials: &Credentials) -> bool {
+        self.login_needs_password() && credentials.password_needs_prompt()
+    }
+
     /// Whether renewals should use the refresh token at all.
     fn uses_refresh_tokens(&self) -> bool {
         true
@@ -470,10 +508,16 @@ mod tests {
             1500,
         )
         .unwrap();
+        // The earlier of exp and expires_in: expires_in may describe only
+        // the access token, but renewing early is the safe mistake.
         let id = g.id_token.unwrap();
-        assert_eq!((id.issued_at, id.expires_at), (1000, 2000));
+        assert_eq!((id.issued_at, id.expires_at), (1000, 1560));
         let at = g.access_token.unwrap();
         assert_eq!((at.issued_at, at.expires_at), (1500, 1560));
+        let jwt = jwt::encode_for_test(&json!({"exp": 2000, "iat": 1000}));
+        let g = parse_token_response(&resp(json!({"id_token": jwt})), 1500).unwrap();
+        let id = g.id_token.unwrap();
+        assert_eq!((id.issued_at, id.expires_at), (1000, 2000));
 
         let g = parse_token_response(&resp(json!({"access_token": "opaque"})), 1500).unwrap();
         assert_eq!(
@@ -495,11 +539,57 @@ mod tests {
     }
 
     #[test]
-    fn skewed_clock_falls_back_to_expires_in() {
+    fn clocks_that_differ_use_the_earlier_expiry() {
+        // This computer's clock is 1000 s behind the server's: the token
+        // (exp = server time of issue + 3600) dies at our 4600 - 1000.
+        let jwt = jwt::encode_for_test(&json!({"exp": 5600, "iat": 2000}));
+        let g = parse_token_response(&resp(json!({"id_token": jwt, "expires_in": 3600})), 1000)
+            .unwrap();
+        assert_eq!(g.id_token.unwrap().expires_at, 4600);
+        // Ahead by 1000 s: exp is the earlier one and wins.
+        let jwt = jwt::encode_for_test(&json!({"exp": 3600, "iat": 0}));
+        let g = parse_token_response(&resp(json!({"id_token": jwt, "expires_in": 3600})), 1000)
+            .unwrap();
+        assert_eq!(g.id_token.unwrap().expires_at, 3600);
+        // Ahead by more than the lifetime: the token is dead on arrival by
+        // our clock (the session refuses to hand it out), not revived.
         let jwt = jwt::encode_for_test(&json!({"exp": 1000, "iat": 900}));
         let g =
             parse_token_response(&resp(json!({"id_token": jwt, "expires_in": 100})), 5000).unwrap();
-        assert_eq!(g.id_token.unwrap().expires_at, 5100);
+        assert!(!g.id_token.unwrap().is_alive(5000));
+    }
+
+    #[test]
+    fn extreme_expiries_are_clamped_not_wrapped() {
+        let max = crate::cache::MAX_TIME;
+        // An exp after year 9999 is stored as the last second of 9999.
+        let jwt = jwt::encode_for_test(&json!({"exp": 400_000_000_000_i64, "iat": 1000}));
+        let g = parse_token_response(&resp(json!({"id_token": jwt})), 1500).unwrap();
+        let t = g.id_token.unwrap();
+        assert_eq!((t.expires_at, t.issued_at), (max, 1000));
+        assert!(t.is_fresh(1500));
+        // expires_in of 2^63 and more: far future, never negative.
+        for huge in [
+            json!(9_223_372_036_854_775_807_i64),
+            json!(18_446_744_073_709_551_615_u64),
+            json!(1e300),
+        ] {
+            let g = parse_token_response(
+                &resp(json!({"access_token": "a", "expires_in": huge, "refresh_expires_in": huge})),
+                1500,
+            )
+            .unwrap();
+            assert_eq!(g.access_token.unwrap().expires_at, max, "{huge}");
+            assert_eq!(g.refresh_expires_at, Some(max), "{huge}");
+        }
+        // iat and exp far in the past or negative: expired, no overflow.
+        let jwt = jwt::encode_for_test(&json!({"exp": i64::MIN, "iat": i64::MIN}));
+        let t = parse_token_response(&resp(json!({"id_token": jwt})), 1500)
+            .unwrap()
+            .id_token
+            .unwrap();
+        assert!(!t.is_alive(1500));
+        assert_eq!(t.renew_at(), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::{
 use crate::cache::{Endpoints, Entry};
 use crate::error::{Error, Result};
 use crate::http::{BasicAuth, BasicEncoding};
-use crate::secret::{self, Secret};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -172,7 +172,7 @@ impl OAuth {
             Err(e)
                 if otp.is_none() && ctx.credentials.is_interactive() && is_bad_credentials(&e) =>
             {
-                let code = secret::prompt(
+                let code = ctx.credentials.prompt(
                     "The server refused the login. One-time code (leave empty if you have none): ",
                 )?;
                 if code.expose().trim().is_empty() {

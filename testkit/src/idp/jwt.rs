@@ -28,6 +28,15 @@ pub(crate) fn sign(mut claims: Map<String, Value>) -> String {
     )
 }
 
+/// A JWT-shaped token with exactly `claims` (an object), for tests that
+/// need a token the IdP would never mint (an `exp` in year 14000, one that
+/// expired before it was issued). The IdP does not know it: it is never
+/// valid at the fake Kubernetes API.
+pub fn unsigned_jwt(claims: &Value) -> String {
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    sign(claims)
+}
+
 /// The registered claims every token carries.
 pub(crate) fn base_claims(
     iss: &str,

@@ -34,7 +34,7 @@ pub use config::{
     Lifetimes, OTHER_DEX_CLIENT, RecordedRequest, SERVICE_CLIENT, SERVICE_CLIENT_SECRET, User,
 };
 pub use exchange::{GITHUB_DEFAULT_AUDIENCE, GITHUB_SUBJECT};
-pub use jwt::decode_payload;
+pub use jwt::{decode_payload, unsigned_jwt};
 
 use crate::http::{Handler, Reply, Request, Server};
 use crate::util::{lock, random_token};
