@@ -20,10 +20,10 @@ use crate::provider::{Credentials, Provider};
 use crate::secret::{self, Secret, Sources};
 
 /// Environment variables that carry secret values themselves. They are read
-/// directly, not through clap, so there is no `--password VALUE` flag.
-pub const ENV_PASSWORD: &str = "DEXCRED_PASSWORD";
-pub const ENV_OTP: &str = "DEXCRED_OTP";
-pub const ENV_CLIENT_SECRET: &str = "DEXCRED_CLIENT_SECRET";
+/// directly, not through clap, so there is no `--password VALUE` flag. The
+/// names are defined with the list children never inherit
+/// ([`crate::child::SECRET_ENV_VARS`]).
+pub use crate::child::{ENV_CLIENT_SECRET, ENV_OTP, ENV_PASSWORD};
 
 /// Form fields dexcred sets itself; `--extra-param` may not override them.
 const RESERVED_PARAMS: &[&str] = &[

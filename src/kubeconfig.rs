@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -925,12 +925,17 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 /// Creates the kubeconfig directory (0700: it holds credentials) if needed.
+/// Like the cache directory, never inside another user's directory (`sudo -E`).
 fn create_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::local(format!("cannot create {}: {e}", dir.display())))
+    if dir.is_dir() {
+        return Ok(());
+    }
+    crate::files::create_owned_dir(dir).map_err(|why| {
+        Error::local(format!(
+            "cannot create {}: {why}; set KUBECONFIG to a file of your own, or run without `sudo -E`",
+            dir.display()
+        ))
+    })
 }
 
 /// kubectl's (client-go's) kubeconfig lock: `<path>.lock`, created

@@ -4,7 +4,7 @@
 
 use crate::cli::LogoutArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape_for_terminal};
 use crate::provider::Logout;
 use crate::session::{self, LogoutReport};
 
@@ -52,10 +52,13 @@ fn never() -> bool {
 fn describe(config: &Config, report: &LogoutReport) -> String {
     let mut out = String::new();
     match &report.server {
-        Some(Logout::Ended(what)) => out.push_str(&format!("Logged out: {what}.\n")),
-        Some(Logout::NotSupported(why)) => {
-            out.push_str(&format!("Not logged out at the server: {why}.\n"))
+        Some(Logout::Ended(what)) => {
+            out.push_str(&format!("Logged out: {}.\n", escape_for_terminal(what)))
         }
+        Some(Logout::NotSupported(why)) => out.push_str(&format!(
+            "Not logged out at the server: {}.\n",
+            escape_for_terminal(why)
+        )),
         Some(Logout::Failed(why)) => {
             config.log.warn(
                 &Error::provider(format!(
@@ -69,10 +72,13 @@ fn describe(config: &Config, report: &LogoutReport) -> String {
     if report.deleted {
         out.push_str(&format!(
             "Deleted the cached tokens for {}.\n",
-            config.account
+            escape_for_terminal(&config.account)
         ));
     } else {
-        out.push_str(&format!("No cached tokens for {}.\n", config.account));
+        out.push_str(&format!(
+            "No cached tokens for {}.\n",
+            escape_for_terminal(&config.account)
+        ));
     }
     out
 }
