@@ -34,9 +34,9 @@ Examples:
   # kubectl: the exec entry of a kubeconfig user (see `dexcred kubeconfig`)
   dexcred kubectl --pcd https://pcd-r1.example.com --username alice@example.com
 
-  # git: a credential helper for one git server
+  # git: a credential helper for one git server (it answers only for that host)
   git config --global credential.https://git.example.com.helper \\
-      'dexcred --pcd https://pcd-r1.example.com --username alice@example.com'
+      'dexcred --git-host git.example.com --pcd https://pcd-r1.example.com --username alice@example.com'
 
   # scripts: a bearer token for curl, from the same cache
   curl -H \"$(dexcred token --format header --pcd https://pcd-r1.example.com \\
@@ -411,6 +411,17 @@ pub struct GitArgs {
         help_heading = "Git"
     )]
     pub git_username: String,
+
+    /// Answer only for this git host (HOST or HOST:PORT; repeatable; comma-separated in the env
+    /// var) [default: the URLs of git's credential.<url>.helper entries that run dexcred]
+    #[arg(
+        long = "git-host",
+        env = "DEXCRED_GIT_HOST",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        help_heading = "Git"
+    )]
+    pub git_hosts: Vec<String>,
 
     #[command(flatten)]
     pub provider: ProviderArgs,

@@ -95,6 +95,7 @@ fn env_secret(name: &'static str) -> Option<(&'static str, Secret)> {
 
 impl Config {
     pub fn from_args(p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+        check_text_inputs(p)?;
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
         let url = match &kind {
@@ -336,6 +337,43 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     }
 }
 
+/// Every text flag that ends up in a request, a cache key or a message must
+/// be free of control characters. A newline or NUL in a user name or client
+/// id is always a mistake (a pasted line, a `$(…)` with a trailing newline
+/// kept by quoting); caught here it is a usage error (exit 2) before any
+/// request, not a confusing refusal from the server after one.
+fn check_text_inputs(p: &ProviderArgs) -> Result<()> {
+    let fields: [(&str, Option<&str>); 6] = [
+        ("--username", p.username.as_deref()),
+        ("--user-domain", Some(p.user_domain.as_str())),
+        ("--project", p.project.as_deref()),
+        ("--client-id", p.client_id.as_deref()),
+        ("--connector-id", p.connector_id.as_deref()),
+        ("--scope", p.scope.as_deref()),
+    ];
+    for (flag, value) in fields {
+        if let Some(value) = value {
+            check_text(flag, value)?;
+        }
+    }
+    for param in &p.extra_params {
+        check_text("--extra-param", param)?;
+    }
+    Ok(())
+}
+
+/// Refuses a value with a control character (newline, CR, NUL, ESC, …),
+/// naming the flag and showing the value escaped.
+pub fn check_text(flag: &str, value: &str) -> Result<()> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{flag} {:?} contains a control character (a newline?); pass the value on its own",
+            value
+        )));
+    }
+    Ok(())
+}
+
 /// Accepts `https://` URLs, and `http://` only for loopback hosts (local
 /// test servers): a password must never cross a network in clear text.
 /// Returns the URL without a trailing slash, so `https://x/` and
@@ -473,6 +511,22 @@ mod tests {
             "",
         ] {
             assert!(validate_url("--pcd", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_text_flags_are_usage_errors() {
+        for args in [
+            ["--username", "alice\n"],
+            ["--client-id", "kube\rrnetes"],
+            ["--project", "p\u{0}"],
+            ["--extra-param", "a=b\u{1b}c"],
+        ] {
+            let mut all = vec!["--pcd", "https://pcd.example"];
+            all.extend(args);
+            let e = config(&all).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+            assert!(e.message().contains(args[0]), "{e}");
         }
     }
 

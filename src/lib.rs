@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod git_hosts;
 pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
