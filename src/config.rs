@@ -82,6 +82,9 @@ pub struct Config {
     logout_url: Option<String>,
     auth_method: AuthMethod,
     client_secret_file: Option<PathBuf>,
+    /// False for an entry's own configuration (`logout --all`): no client
+    /// secret from this run's environment or flags.
+    secrets_from_run: bool,
     password: Sources,
     otp: Sources,
 }
@@ -163,8 +166,14 @@ impl Config {
     }
 
     /// The configuration for an existing cache entry (for `logout --all`):
-    /// the identity comes from the entry, connection settings and secrets
-    /// from the flags.
+    /// everything comes from the entry (its key, its saved endpoints, PCD's
+    /// stored client secret). Only this machine's connection settings come
+    /// from the flags: the CA file and the time limits. This run's secrets
+    /// (`--client-secret-file`, `DEXCRED_CLIENT_SECRET`), `--logout-url`,
+    /// `--client-auth` and `--insecure-skip-tls-verify` were meant for one
+    /// identity provider and are never applied to every entry: that would
+    /// send one server's secret, and every entry's refresh token, to
+    /// whichever server they name.
     pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
         let kind = Kind::from_key(&key).ok_or_else(|| {
             Error::local(format!(
@@ -176,7 +185,43 @@ impl Config {
             Kind::Pcd => TokenField::IdToken,
             Kind::OAuth(_) => TokenField::AccessToken,
         };
-        Config::assemble(kind, key, field, p, common)
+        let own = ProviderArgs {
+            logout_url: None,
+            client_secret_file: None,
+            client_auth: ClientAuthArg::Post,
+            password_file: None,
+            password_command: None,
+            otp_command: None,
+            insecure_skip_tls_verify: false,
+            ..p.clone()
+        };
+        let mut config = Config::assemble(kind, key, field, &own, common)?;
+        config.secrets_from_run = false;
+        config.password.env = None;
+        config.otp.env = None;
+        Ok(config)
+    }
+
+    /// The flags and variables `logout --all` does not apply to every entry
+    /// (see [`Config::for_key`]), as given in this run, for a warning.
+    pub fn ignored_by_for_key(p: &ProviderArgs) -> Vec<&'static str> {
+        let mut ignored = Vec::new();
+        if non_empty(&p.logout_url).is_some() {
+            ignored.push("--logout-url");
+        }
+        if p.client_secret_file.is_some() {
+            ignored.push("--client-secret-file");
+        }
+        if env_secret(ENV_CLIENT_SECRET).is_some() {
+            ignored.push(ENV_CLIENT_SECRET);
+        }
+        if p.client_auth != ClientAuthArg::Post {
+            ignored.push("--client-auth");
+        }
+        if p.insecure_skip_tls_verify {
+            ignored.push("--insecure-skip-tls-verify");
+        }
+        ignored
     }
 
     fn assemble(
@@ -214,6 +259,7 @@ impl Config {
                 ClientAuthArg::Basic => AuthMethod::Basic,
             },
             client_secret_file: p.client_secret_file.clone(),
+            secrets_from_run: true,
             password: Sources {
                 what: "password",
                 env: env_secret(ENV_PASSWORD),
@@ -265,6 +311,9 @@ impl Config {
     }
 
     fn client_secret(&self) -> Result<Option<Secret>> {
+        if !self.secrets_from_run {
+            return Ok(None);
+        }
         if let Some((_, value)) = env_secret(ENV_CLIENT_SECRET) {
             return Ok(Some(value));
         }

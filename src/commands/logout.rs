@@ -17,8 +17,19 @@ pub fn run(args: &LogoutArgs) -> Result<()> {
     super::write_stdout(&describe(&config, &report))
 }
 
+/// Every entry is logged out with only what it stores itself (see
+/// [`Config::for_key`]); flags meant for one provider are ignored, and the
+/// user is told so.
 fn all(args: &LogoutArgs) -> Result<()> {
     let store = crate::cache::Store::at(args.common.cache_dir.as_deref())?;
+    let ignored = Config::ignored_by_for_key(&args.provider);
+    if !ignored.is_empty() {
+        crate::log::Log::new(args.common.verbose).warn(&format!(
+            "ignoring {} with --all: each entry is logged out with only its own stored settings \
+             (log out of one provider without --all to use them)",
+            ignored.join(", ")
+        ));
+    }
     let mut out = String::new();
     let mut count = 0;
     for (path, parsed) in store.list()? {
