@@ -904,8 +904,7 @@ fn without_a_password_get_fails_with_one_line() {
         .env("CI", "true");
     variants.push(cmd);
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.helper_args())
-        .env_remove("GIT_TERMINAL_PROMPT");
+    cmd.args(f.helper_args()).env_remove("GIT_TERMINAL_PROMPT");
     // SAFETY: setsid is async-signal-safe; it detaches the child from any
     // controlling terminal, so /dev/tty cannot be opened.
     unsafe {
@@ -1108,8 +1107,7 @@ fn on_a_terminal_get_prompts_for_the_password_without_echo() {
     let f = Fixture::new(Form::Bang);
     let host = host_of(&f.server.url());
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.helper_args())
-        .env_remove("GIT_TERMINAL_PROMPT");
+    cmd.args(f.helper_args()).env_remove("GIT_TERMINAL_PROMPT");
     let run = run_on_terminal(
         &mut cmd,
         new_git_request(&host).as_bytes(),
