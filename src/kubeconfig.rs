@@ -865,7 +865,7 @@ pub fn write(path: &Path, kc: &Kubeconfig) -> Result<Written> {
     };
     create_dir(&dir)?;
     let _lock = ConfigLock::acquire(path)?;
-    let (text, mode, created, previous_context) = match fs::read(&target) {
+    let (text, mode, created, previous_context) = match read_existing(&target) {
         Ok(bytes) => {
             let mode = fs::metadata(&target)
                 .map(|m| m.permissions().mode() & 0o777)
@@ -889,6 +889,17 @@ pub fn write(path: &Path, kc: &Kubeconfig) -> Result<Written> {
         created,
         previous_context,
     })
+}
+
+/// Largest kubeconfig merged into: real ones with embedded certificates
+/// are tens of KiB; a FIFO or a runaway file must not hang or exhaust us.
+const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The current kubeconfig, read as a bounded regular file
+/// ([`crate::files::read_regular_file`]); `NotFound` when there is none.
+fn read_existing(target: &Path) -> std::io::Result<Vec<u8>> {
+    fs::metadata(target)?;
+    crate::files::read_regular_file(target, MAX_KUBECONFIG_BYTES).map_err(std::io::Error::other)
 }
 
 fn cannot_merge(path: &Path, why: String) -> Error {
