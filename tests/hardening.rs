@@ -164,7 +164,34 @@ fn git_gives_no_token_to_a_second_host_or_a_redirect_target() {
             )
         };
 
+        // Without --git-host, the URL scopes in git's config decide, even
+        // when an unscoped dexcred entry is there too: the redirect target
+        // gets nothing.
+        let scoped = format!(
+            "[credential \"{}\"]\n\thelper = dexcred {}\n",
+            bouncer.url(),
+            pcd_args(&idp).join(" ")
+        );
+        let config = git_home(
+            &env,
+            &format!("\thelper = dexcred {}\n{scoped}", pcd_args(&idp).join(" ")),
+        );
+        let out = git(
+            &env,
+            &bin,
+            &config,
+            &["ls-remote", &format!("{}/repo.git", bouncer.url())],
+        );
+        assert!(!out.status.success(), "{bin:?}: {}", stderr(&out));
+        assert!(!other.auth_log().is_empty(), "git followed the redirect");
+        assert!(
+            authenticated(&other).is_empty(),
+            "{bin:?}: {:?}",
+            other.auth_log()
+        );
+
         // Unscoped helper with --git-host: the trusted host works…
+        other.clear_auth_log();
         let config = git_home(
             &env,
             &helper(&[host_of(&trusted.url()), host_of(&bouncer.url())]),
@@ -195,32 +222,6 @@ fn git_gives_no_token_to_a_second_host_or_a_redirect_target() {
             "{bin:?}: {:?}",
             other.auth_log()
         );
-
-        // Without --git-host, the URL scopes in git's config decide, even
-        // when an unscoped dexcred entry is there too.
-        other.clear_auth_log();
-        let scoped = format!(
-            "[credential \"{}\"]\n\thelper = dexcred {}\n",
-            bouncer.url(),
-            pcd_args(&idp).join(" ")
-        );
-        let config = git_home(
-            &env,
-            &format!("\thelper = dexcred {}\n{scoped}", pcd_args(&idp).join(" ")),
-        );
-        let out = git(
-            &env,
-            &bin,
-            &config,
-            &["ls-remote", &format!("{}/repo.git", bouncer.url())],
-        );
-        assert!(!out.status.success(), "{bin:?}: {}", stderr(&out));
-        assert!(!other.auth_log().is_empty(), "git followed the redirect");
-        assert!(
-            authenticated(&other).is_empty(),
-            "{bin:?}: {:?}",
-            other.auth_log()
-        );
     }
 }
 
@@ -229,12 +230,15 @@ fn git_credential_fill_gets_nothing_for_other_protocols_or_cleartext_http() {
     for bin in [git_new(), git_old()] {
         let env = Env::new();
         let idp = FakeIdp::pcd();
-        // The helper is for these hosts; the protocol must still be https.
+        // An unscoped dexcred helper (git runs it for every URL) beside
+        // https entries for both hosts: the hosts are the helper's, but only
+        // over https.
+        let line = format!("\thelper = dexcred {}\n", pcd_args(&idp).join(" "));
         let config = git_home(
             &env,
             &format!(
-                "\thelper = dexcred --git-host mail.example.com,git.example.com {}\n",
-                pcd_args(&idp).join(" ")
+                "{line}[credential \"https://mail.example.com\"]\n{line}\
+                 [credential \"https://git.example.com\"]\n{line}"
             ),
         );
         for input in [
