@@ -226,6 +226,38 @@ fn git_gives_no_token_to_a_second_host_or_a_redirect_target() {
 }
 
 #[test]
+fn a_url_scoped_helper_from_git_dash_c_needs_no_git_host() {
+    // The pipeline form of docs/git.md: the scope travels to the helper in
+    // GIT_CONFIG_PARAMETERS, and `git config` (run by the helper) sees it.
+    for bin in [git_new(), git_old()] {
+        let env = Env::new();
+        let idp = FakeIdp::pcd();
+        let server = GitServer::start(idp.clone(), None, GitAuth::default());
+        let other = GitServer::start(idp.clone(), None, GitAuth::default());
+        let config = git_home(&env, "");
+        for (target, works) in [(&server, true), (&other, false)] {
+            let mut cmd = Command::new(&bin);
+            env.apply(&mut cmd);
+            cmd.current_dir(env.path())
+                .env("GIT_CONFIG_GLOBAL", &config)
+                .env("DEXCRED_PCD", idp.url())
+                .env("DEXCRED_USERNAME", ALICE)
+                .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
+                .args(["-c", &format!("credential.{}.helper=", server.url())])
+                .args(["-c", &format!("credential.{}.helper=dexcred", server.url())])
+                // An unscoped one too, as a job may inherit: it must not
+                // widen the scope.
+                .args(["-c", "credential.helper=dexcred"])
+                .args(["ls-remote", &format!("{}/repo.git", target.url())]);
+            let out = run_bounded(&mut cmd, HANG_DEADLINE);
+            assert_eq!(out.status.success(), works, "{bin:?}: {}", stderr(&out));
+        }
+        assert!(!authenticated(&server).is_empty());
+        assert!(authenticated(&other).is_empty(), "{:?}", other.auth_log());
+    }
+}
+
+#[test]
 fn git_credential_fill_gets_nothing_for_other_protocols_or_cleartext_http() {
     for bin in [git_new(), git_old()] {
         let env = Env::new();
