@@ -85,6 +85,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print or merge a kubeconfig (cluster, user, context) for a PCD-K cluster
     Kubeconfig(KubeconfigArgs),
+    /// Print (or run, with --write) the git config commands that make dexcred the helper for one git host
+    Gitconfig(GitconfigArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -517,6 +519,30 @@ pub struct KubeconfigArgs {
 
     /// Merge into $KUBECONFIG (first file) or ~/.kube/config instead of printing
     #[arg(long, help_heading = "Cluster")]
+    pub write: bool,
+
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GitconfigArgs {
+    /// The git server, HOST or HOST:PORT: the helper is configured for https://HOST only
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = "Git")]
+    pub host: String,
+
+    /// How the token is given to git (written to the helper line when not auto)
+    #[arg(long, value_enum, help_heading = "Git")]
+    pub git_auth: Option<GitAuthArg>,
+
+    /// User name sent with the token in Basic mode (written to the helper line)
+    #[arg(long, value_name = "NAME", help_heading = "Git")]
+    pub git_username: Option<String>,
+
+    /// Run the commands (git config --global) instead of printing them
+    #[arg(long, help_heading = "Git")]
     pub write: bool,
 
     #[command(flatten)]

@@ -102,12 +102,12 @@ pub struct HostPattern {
 impl HostPattern {
     /// Parses `HOST[:PORT]` from `--git-host`. A URL is refused with a hint:
     /// the scheme is not part of it (https is implied).
-    pub fn parse_flag(value: &str) -> Result<HostPattern> {
+    pub fn parse_flag(flag: &str, value: &str) -> Result<HostPattern> {
         let value = value.trim();
-        let bad = |why: &str| Error::usage(format!("--git-host {value:?} is not usable: {why}"));
+        let bad = |why: &str| Error::usage(format!("{flag} {value:?} is not usable: {why}"));
         if value.contains("://") || value.contains('/') {
             return Err(bad(
-                "give the host only, e.g. --git-host git.example.com (or git.example.com:8443)",
+                "give the host only, e.g. git.example.com (or git.example.com:8443)",
             ));
         }
         if value.contains('@') {
@@ -211,7 +211,7 @@ impl Scope {
             .iter()
             .flat_map(|v| v.split([',', ' ', '\t', '\n']))
             .filter(|v| !v.trim().is_empty())
-            .map(HostPattern::parse_flag)
+            .map(|v| HostPattern::parse_flag("--git-host", v))
             .collect::<Result<Vec<_>>>()?;
         Ok((!hosts.is_empty()).then_some(Scope::Hosts(hosts)))
     }

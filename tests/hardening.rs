@@ -715,3 +715,99 @@ fn invalid_input_fails_with_exit_2_before_any_request() {
     assert_eq!(idp.counts().total, 0, "{:?}", idp.requests());
     assert!(idp.requests().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// 1 (setup). `dexcred gitconfig` writes the safe, URL-scoped setup
+// ---------------------------------------------------------------------------
+
+#[test]
+fn gitconfig_prints_and_writes_a_helper_scoped_to_one_host() {
+    let env = Env::new();
+    let idp = FakeIdp::pcd();
+    let server = GitServer::start(idp.clone(), None, GitAuth::default());
+    let other = GitServer::start(idp.clone(), None, GitAuth::default());
+    let host = host_of(&server.url());
+    let key = format!("credential.https://{host}.helper");
+    let mut flags = vec!["--host".to_string(), host.clone()];
+    flags.extend(pcd_args(&idp));
+    flags.extend(["--scope".into(), "openid offline_access groups".into()]);
+
+    // Printed: two commands a shell runs as they are.
+    let printed = ok(&run(env.dexcred(["gitconfig"]).args(&flags)));
+    assert_eq!(printed.lines().count(), 2, "{printed}");
+    assert!(
+        printed.contains(&format!("--replace-all {key} ''")),
+        "{printed}"
+    );
+    let printed_config = env.path().join("printed.gitconfig");
+    let mut sh = Command::new("/bin/sh");
+    env.apply(&mut sh);
+    sh.env("GIT_CONFIG_GLOBAL", &printed_config)
+        .arg("-c")
+        .arg(&printed);
+    ok(&run(&mut sh));
+
+    // --write runs the same commands.
+    let written_config = env.path().join("written.gitconfig");
+    let out = run(env
+        .dexcred(["gitconfig", "--write"])
+        .args(&flags)
+        .env("GIT_CONFIG_GLOBAL", &written_config));
+    ok(&out);
+    let get_all = |config: &Path| {
+        let mut cmd = Command::new(git_new());
+        env.apply(&mut cmd);
+        cmd.env("GIT_CONFIG_GLOBAL", config)
+            .args(["config", "--global", "--get-all", &key]);
+        ok(&run(&mut cmd))
+    };
+    let entries = get_all(&written_config);
+    assert_eq!(entries, get_all(&printed_config));
+    let lines: Vec<&str> = entries.lines().collect();
+    assert_eq!(lines[0], "", "the list is cleared first: {entries}");
+    assert!(
+        lines[1].starts_with(&format!("dexcred --git-host {host} --pcd ")),
+        "{entries}"
+    );
+    assert!(
+        lines[1].contains("'openid offline_access groups'"),
+        "{entries}"
+    );
+
+    // The helper git runs is the https one for that host; for the http test
+    // server, copy the line under its http URL as a user of a local server
+    // would. It serves that host and no other.
+    let local = env.path().join("local.gitconfig");
+    std::fs::write(
+        &local,
+        format!(
+            "[credential]\n\thelper = {}\n[credential \"{}\"]\n\thelper = {}\n",
+            lines[1],
+            server.url(),
+            lines[1]
+        ),
+    )
+    .expect("write config");
+    for (target, works) in [(&server, true), (&other, false)] {
+        let out = git(
+            &env,
+            &git_new(),
+            &local,
+            &["ls-remote", &format!("{}/repo.git", target.url())],
+        );
+        assert_eq!(out.status.success(), works, "{}", stderr(&out));
+    }
+    assert!(authenticated(&other).is_empty(), "{:?}", other.auth_log());
+
+    // A URL is not a host.
+    let line = fails_with(
+        &run(env
+            .dexcred(["gitconfig", "--host", "https://git.example.com"])
+            .args(pcd_args(&idp))),
+        2,
+    );
+    assert!(
+        line.contains("--host") && line.contains("host only"),
+        "{line}"
+    );
+}
