@@ -85,7 +85,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Print or merge a kubeconfig (cluster, user, context) for a PCD-K cluster
     Kubeconfig(KubeconfigArgs),
-    /// Print (or run, with --write) the git config commands that make dexcred the helper for one git host
+    /// Print or run the git config commands for one git host (URL-scoped helper)
     Gitconfig(GitconfigArgs),
     /// Print shell completions
     Completions(CompletionsArgs),

@@ -58,6 +58,25 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// Runs `cmd` with `input` on stdin, ignoring a pipe the program closed
+/// early: a run that refuses its flags exits before reading anything.
+fn run_with_input(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start command");
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait for command");
+    writer.join().expect("stdin writer");
+    out
+}
+
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().expect("utf-8 path")).expect("no NUL");
     // SAFETY: mkfifo with a valid NUL-terminated path.
@@ -285,8 +304,7 @@ fn git_credential_fill_gets_nothing_for_other_protocols_or_cleartext_http() {
                 .env("GIT_CONFIG_GLOBAL", &config)
                 .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
                 .args(["credential", "fill"]);
-            let child = spawn_with_input(&mut cmd, Some(input));
-            let out = child.wait_with_output().expect("git credential fill");
+            let out = run_with_input(&mut cmd, input);
             // git finds no credential and may not prompt: it fails, and
             // prints no password.
             assert!(!out.status.success(), "{bin:?} {input:?}: {}", stdout(&out));
@@ -309,9 +327,7 @@ fn helper_for_other_protocols_is_silent_with_exit_0() {
         let mut cmd = env.dexcred(["git", "get", "--git-host", "mail.example.com"]);
         cmd.args(pcd_args(&idp))
             .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
-        let out = spawn_with_input(&mut cmd, Some(input))
-            .wait_with_output()
-            .expect("dexcred git get");
+        let out = run_with_input(&mut cmd, input);
         assert_eq!(out.status.code(), Some(0), "{input:?}: {}", stderr(&out));
         assert!(out.stdout.is_empty(), "{input:?}: {}", stdout(&out));
     }
@@ -706,9 +722,7 @@ fn invalid_input_fails_with_exit_2_before_any_request() {
     cases.push((cmd, "--extra-param"));
     for (mut cmd, flag) in cases {
         cmd.env("DEXCRED_PASSWORD", ALICE_PASSWORD);
-        let out = spawn_with_input(&mut cmd, Some(&git_input))
-            .wait_with_output()
-            .expect("run dexcred");
+        let out = run_with_input(&mut cmd, &git_input);
         let line = fails_with(&out, 2);
         assert!(line.contains(flag), "{flag}: {line}");
     }
