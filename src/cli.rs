@@ -37,9 +37,9 @@ Examples:
   # kubectl: the exec entry of a kubeconfig user (see `dexcred kubeconfig`)
   dexcred kubectl --pcd https://pcd-r1.example.com --username alice@example.com
 
-  # git: a credential helper for one git server
+  # git: a credential helper for one git server (it answers only for that host)
   git config --global credential.https://git.example.com.helper \\
-      'dexcred --pcd https://pcd-r1.example.com --username alice@example.com'
+      'dexcred --git-host git.example.com --pcd https://pcd-r1.example.com --username alice@example.com'
 
   # scripts: a bearer token for curl, from the same cache, never in argv
   dexcred token --format curl --pcd https://pcd-r1.example.com \\
@@ -88,6 +88,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print or merge a kubeconfig (cluster, user, context) for a PCD-K cluster
     Kubeconfig(KubeconfigArgs),
+    /// Print or run the git config commands for one git host (URL-scoped helper)
+    Gitconfig(GitconfigArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -521,6 +523,17 @@ pub struct GitArgs {
     )]
     pub git_username: String,
 
+    /// Answer only for this git host (HOST or HOST:PORT; repeatable; comma-separated in the env
+    /// var) [default: the URLs of git's credential.<url>.helper entries that run dexcred]
+    #[arg(
+        long = "git-host",
+        env = "DEXCRED_GIT_HOST",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        help_heading = "Git"
+    )]
+    pub git_hosts: Vec<String>,
+
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
@@ -649,6 +662,30 @@ pub struct KubeconfigArgs {
 
     /// Merge into $KUBECONFIG (first file) or ~/.kube/config instead of printing
     #[arg(long, help_heading = "Cluster")]
+    pub write: bool,
+
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GitconfigArgs {
+    /// The git server, HOST or HOST:PORT: the helper is configured for https://HOST only
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = "Git")]
+    pub host: String,
+
+    /// How the token is given to git (written to the helper line when not auto)
+    #[arg(long, value_enum, help_heading = "Git")]
+    pub git_auth: Option<GitAuthArg>,
+
+    /// User name sent with the token in Basic mode (written to the helper line)
+    #[arg(long, value_name = "NAME", help_heading = "Git")]
+    pub git_username: Option<String>,
+
+    /// Run the commands (git config --global) instead of printing them
+    #[arg(long, help_heading = "Git")]
     pub write: bool,
 
     #[command(flatten)]

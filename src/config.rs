@@ -23,10 +23,10 @@ use crate::secret::{self, Secret, Sources};
 use crate::subject;
 
 /// Environment variables that carry secret values themselves. They are read
-/// directly, not through clap, so there is no `--password VALUE` flag.
-pub const ENV_PASSWORD: &str = "DEXCRED_PASSWORD";
-pub const ENV_OTP: &str = "DEXCRED_OTP";
-pub const ENV_CLIENT_SECRET: &str = "DEXCRED_CLIENT_SECRET";
+/// directly, not through clap, so there is no `--password VALUE` flag. The
+/// names are defined with the list children never inherit
+/// ([`crate::child::SECRET_ENV_VARS`]).
+pub use crate::child::{ENV_CLIENT_SECRET, ENV_OTP, ENV_PASSWORD};
 
 /// Form fields dexcred sets itself; `--extra-param` may not override them.
 const RESERVED_PARAMS: &[&str] = &[
@@ -96,6 +96,9 @@ pub struct Config {
     revocation_url: Option<String>,
     auth_method: AuthMethod,
     client_secret_file: Option<PathBuf>,
+    /// False for an entry's own configuration (`logout --all`): no client
+    /// secret from this run's environment or flags.
+    secrets_from_run: bool,
     password: Sources,
     otp: Sources,
     /// Set for `--grant token_exchange`.
@@ -117,6 +120,7 @@ fn env_secret(name: &'static str) -> Option<(&'static str, Secret)> {
 
 impl Config {
     pub fn from_args(p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+        check_text_inputs(p)?;
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
         let url = match &kind {
@@ -272,8 +276,14 @@ impl Config {
     }
 
     /// The configuration for an existing cache entry (for `logout --all`):
-    /// the identity comes from the entry, connection settings and secrets
-    /// from the flags.
+    /// everything comes from the entry (its key, its saved endpoints, PCD's
+    /// stored client secret). Only this machine's connection settings come
+    /// from the flags: the CA file and the time limits. This run's secrets
+    /// (`--client-secret-file`, `DEXCRED_CLIENT_SECRET`), `--logout-url`,
+    /// `--client-auth` and `--insecure-skip-tls-verify` were meant for one
+    /// identity provider and are never applied to every entry: that would
+    /// send one server's secret, and every entry's refresh token, to
+    /// whichever server they name.
     pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
         let kind = Kind::from_key(&key).ok_or_else(|| {
             Error::local(format!(
@@ -289,11 +299,50 @@ impl Config {
             (None, Kind::Pcd) => TokenField::IdToken,
             (None, Kind::OAuth(_)) => TokenField::AccessToken,
         };
-        let mut config = Config::assemble(kind, key, field, p, common)?;
+        let own = ProviderArgs {
+            logout_url: None,
+            revocation_url: None,
+            client_secret_file: None,
+            client_auth: ClientAuthArg::Post,
+            password_file: None,
+            password_command: None,
+            otp_command: None,
+            insecure_skip_tls_verify: false,
+            ..p.clone()
+        };
+        let mut config = Config::assemble(kind, key, field, &own, common)?;
         if config.key.exchange.is_some() {
             config.exchange = Some(Exchange { subject: None });
         }
+        config.secrets_from_run = false;
+        config.password.env = None;
+        config.otp.env = None;
         Ok(config)
+    }
+
+    /// The flags and variables `logout --all` does not apply to every entry
+    /// (see [`Config::for_key`]), as given in this run, for a warning.
+    pub fn ignored_by_for_key(p: &ProviderArgs) -> Vec<&'static str> {
+        let mut ignored = Vec::new();
+        if non_empty(&p.logout_url).is_some() {
+            ignored.push("--logout-url");
+        }
+        if non_empty(&p.revocation_url).is_some() {
+            ignored.push("--revocation-url");
+        }
+        if p.client_secret_file.is_some() {
+            ignored.push("--client-secret-file");
+        }
+        if env_secret(ENV_CLIENT_SECRET).is_some() {
+            ignored.push(ENV_CLIENT_SECRET);
+        }
+        if p.client_auth != ClientAuthArg::Post {
+            ignored.push("--client-auth");
+        }
+        if p.insecure_skip_tls_verify {
+            ignored.push("--insecure-skip-tls-verify");
+        }
+        ignored
     }
 
     fn assemble(
@@ -346,6 +395,7 @@ impl Config {
                 ClientAuthArg::BasicRaw => AuthMethod::BasicRaw,
             },
             client_secret_file: p.client_secret_file.clone(),
+            secrets_from_run: true,
             password: Sources {
                 what: "password",
                 env: env_secret(ENV_PASSWORD),
@@ -430,6 +480,9 @@ impl Config {
     }
 
     fn client_secret(&self) -> Result<Option<Secret>> {
+        if !self.secrets_from_run {
+            return Ok(None);
+        }
         if let Some((_, value)) = env_secret(ENV_CLIENT_SECRET) {
             return Ok(Some(value));
         }
@@ -508,6 +561,43 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
 /// `https://x/` and `https://x` share a cache entry.
 pub fn validate_base_url(flag: &str, value: &str) -> Result<String> {
     Ok(validate_url(flag, value)?.trim_end_matches('/').to_string())
+}
+
+/// Every text flag that ends up in a request, a cache key or a message must
+/// be free of control characters. A newline or NUL in a user name or client
+/// id is always a mistake (a pasted line, a `$(…)` with a trailing newline
+/// kept by quoting); caught here it is a usage error (exit 2) before any
+/// request, not a confusing refusal from the server after one.
+fn check_text_inputs(p: &ProviderArgs) -> Result<()> {
+    let fields: [(&str, Option<&str>); 6] = [
+        ("--username", p.username.as_deref()),
+        ("--user-domain", Some(p.user_domain.as_str())),
+        ("--project", p.project.as_deref()),
+        ("--client-id", p.client_id.as_deref()),
+        ("--connector-id", p.connector_id.as_deref()),
+        ("--scope", p.scope.as_deref()),
+    ];
+    for (flag, value) in fields {
+        if let Some(value) = value {
+            check_text(flag, value)?;
+        }
+    }
+    for param in &p.extra_params {
+        check_text("--extra-param", param)?;
+    }
+    Ok(())
+}
+
+/// Refuses a value with a control character (newline, CR, NUL, ESC, …),
+/// naming the flag and showing the value escaped.
+pub fn check_text(flag: &str, value: &str) -> Result<()> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{flag} {:?} contains a control character (a newline?); pass the value on its own",
+            value
+        )));
+    }
+    Ok(())
 }
 
 /// Accepts `https://` URLs, and `http://` only for loopback hosts (local
@@ -673,6 +763,22 @@ mod tests {
         let raw = ["--token-url", "https://h/t", "--client-auth", "basic-raw"];
         assert!(config(&[&raw[..], &["--client-id", "a:b"]].concat()).is_err());
         assert!(config(&[&raw[..], &["--client-id", "a+b"]].concat()).is_ok());
+    }
+
+    #[test]
+    fn control_characters_in_text_flags_are_usage_errors() {
+        for args in [
+            ["--username", "alice\n"],
+            ["--client-id", "kube\rrnetes"],
+            ["--project", "p\u{0}"],
+            ["--extra-param", "a=b\u{1b}c"],
+        ] {
+            let mut all = vec!["--pcd", "https://pcd.example"];
+            all.extend(args);
+            let e = config(&all).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+            assert!(e.message().contains(args[0]), "{e}");
+        }
     }
 
     #[test]

@@ -102,7 +102,11 @@ pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
-        let c = if c.is_control() { ' ' } else { c };
+        let c = if c.is_control() || is_invisible_format(c) {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' && last_space {
             continue;
         }
@@ -110,6 +114,40 @@ pub fn one_line(text: &str) -> String {
         out.push(c);
     }
     out.trim().to_string()
+}
+
+/// Text a server or a token controls, made safe to print on a terminal
+/// without changing its meaning: control characters (ESC, CR, newline, DEL,
+/// C1 controls) and the invisible characters that reorder or hide text
+/// (bidirectional overrides, zero-width marks) are written as `\u{…}`
+/// escapes, and a backslash as `\\` so an escape cannot be faked. A claim
+/// like `"Alice\r\x1b[2KLogged in as root"` then prints as one visible,
+/// honest line instead of rewriting the terminal.
+pub fn escape_for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || is_invisible_format(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Unicode format characters that change how surrounding text is shown
+/// (Trojan Source): bidi embeddings, overrides and isolates, directional and
+/// zero-width marks, and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}'
+        | '\u{061c}'
+        | '\u{feff}'
+    )
 }
 
 impl fmt::Display for Error {
@@ -139,6 +177,16 @@ mod tests {
     fn one_line_removes_newlines_and_collapses_space() {
         let e = Error::provider("server said:\n  bad\r\n\tthing  ");
         assert_eq!(e.one_line(), "server said: bad thing");
+    }
+
+    #[test]
+    fn terminal_escapes_controls_and_bidi_but_keeps_text() {
+        assert_eq!(escape_for_terminal("Ålice <a@b>"), "Ålice <a@b>");
+        assert_eq!(
+            escape_for_terminal("a\r\x1b[2Kb\nc\u{202e}d\\e"),
+            "a\\u{d}\\u{1b}[2Kb\\u{a}c\\u{202e}d\\\\e"
+        );
+        assert_eq!(one_line("x\u{202e}y"), "x y");
     }
 
     #[test]

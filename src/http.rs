@@ -412,10 +412,16 @@ fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
         .build())
 }
 
+/// Largest CA file read (`--certificate-authority`,
+/// `--cluster-certificate-authority`): a full system bundle is about 220 KiB,
+/// so 4 MiB leaves room for any real bundle while a huge or endless file is
+/// refused instead of read whole.
+pub const MAX_CA_BYTES: u64 = 4 * 1024 * 1024;
+
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::usage(format!(
-            "cannot read --certificate-authority {}: {e}",
+            "cannot read --certificate-authority {}: {why}",
             path.display()
         ))
     })?;

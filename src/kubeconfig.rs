@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -865,7 +865,7 @@ pub fn write(path: &Path, kc: &Kubeconfig) -> Result<Written> {
     };
     create_dir(&dir)?;
     let _lock = ConfigLock::acquire(path)?;
-    let (text, mode, created, previous_context) = match fs::read(&target) {
+    let (text, mode, created, previous_context) = match read_existing(&target) {
         Ok(bytes) => {
             let mode = fs::metadata(&target)
                 .map(|m| m.permissions().mode() & 0o777)
@@ -889,6 +889,17 @@ pub fn write(path: &Path, kc: &Kubeconfig) -> Result<Written> {
         created,
         previous_context,
     })
+}
+
+/// Largest kubeconfig merged into: real ones with embedded certificates
+/// are tens of KiB; a FIFO or a runaway file must not hang or exhaust us.
+const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The current kubeconfig, read as a bounded regular file
+/// ([`crate::files::read_regular_file`]); `NotFound` when there is none.
+fn read_existing(target: &Path) -> std::io::Result<Vec<u8>> {
+    fs::metadata(target)?;
+    crate::files::read_regular_file(target, MAX_KUBECONFIG_BYTES).map_err(std::io::Error::other)
 }
 
 fn cannot_merge(path: &Path, why: String) -> Error {
@@ -925,12 +936,17 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 /// Creates the kubeconfig directory (0700: it holds credentials) if needed.
+/// Like the cache directory, never inside another user's directory (`sudo -E`).
 fn create_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::local(format!("cannot create {}: {e}", dir.display())))
+    if dir.is_dir() {
+        return Ok(());
+    }
+    crate::files::create_owned_dir(dir).map_err(|why| {
+        Error::local(format!(
+            "cannot create {}: {why}; set KUBECONFIG to a file of your own, or run without `sudo -E`",
+            dir.display()
+        ))
+    })
 }
 
 /// kubectl's (client-go's) kubeconfig lock: `<path>.lock`, created

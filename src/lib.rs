@@ -9,13 +9,17 @@
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
 //!   [`http`];
-//! - [`jwt`], [`secret`], [`log`] and [`error`] support all of them.
+//! - [`jwt`], [`secret`], [`files`], [`child`], [`log`] and [`error`]
+//!   support all of them.
 
 pub mod cache;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod files;
+pub mod git_hosts;
 pub mod header;
 pub mod http;
 pub mod jwt;

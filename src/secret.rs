@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -92,23 +92,15 @@ impl Sources {
     }
 }
 
-/// Reads the first line of a file, without its line ending.
+/// Reads the first line of a file, without its line ending. Only a regular
+/// file of at most [`MAX_SECRET_BYTES`] is read (a FIFO would hang the run).
 pub fn read_file(what: &str, path: &Path) -> Result<Secret> {
-    let file = std::fs::File::open(path).map_err(|e| {
+    let bytes = crate::files::read_regular_file(path, MAX_SECRET_BYTES).map_err(|why| {
         Error::local(format!(
-            "cannot read the {what} file {}: {e}",
+            "cannot read the {what} file {}: {why}",
             path.display()
         ))
     })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            Error::local(format!(
-                "cannot read the {what} file {}: {e}",
-                path.display()
-            ))
-        })?;
     first_line(&bytes).ok_or_else(|| {
         Error::local(format!(
             "the {what} file {} is empty or not UTF-8; put the {what} on its first line",
@@ -141,7 +133,8 @@ pub fn run_command(
             "the {what} command failed: {detail}; run it by hand to see why"
         ))
     };
-    let mut cmd = Command::new("/bin/sh");
+    // No secret variable of ours reaches the command (see `child`).
+    let mut cmd = crate::child::command("/bin/sh");
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())

@@ -458,7 +458,7 @@ fn logout_all_deletes_every_entry_including_unreadable_ones() {
 
 // ------------------------------------------ completions, man, help, version
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 9] = [
     "kubectl",
     "git",
     "token",
@@ -466,6 +466,7 @@ const SUBCOMMANDS: [&str; 8] = [
     "logout",
     "status",
     "kubeconfig",
+    "gitconfig",
     "completions",
 ];
 

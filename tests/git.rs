@@ -74,6 +74,15 @@ impl Fixture {
         ]
     }
 
+    /// The flags of an unscoped helper (`credential.helper=!dexcred git …`,
+    /// or `dexcred git` run by hand): the provider plus `--git-host` for the
+    /// test server, the one host it answers for.
+    fn helper_args(&self) -> Vec<String> {
+        let mut args = vec!["--git-host".to_owned(), host_of(&self.server.url())];
+        args.extend(self.provider_args());
+        args
+    }
+
     fn gitconfig(&self) -> PathBuf {
         self.env.path().join("gitconfig")
     }
@@ -116,7 +125,7 @@ impl Fixture {
                 .arg("-c")
                 .arg(format!(
                     "credential.helper=!dexcred git {}",
-                    self.provider_args().join(" ")
+                    self.helper_args().join(" ")
                 ));
         }
         cmd.args(args);
@@ -199,7 +208,7 @@ impl Fixture {
     fn helper(&self, args: &[&str], input: &[u8]) -> Output {
         let mut cmd = self.env.dexcred(["git"]);
         cmd.args(args)
-            .args(self.provider_args())
+            .args(self.helper_args())
             .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
         with_input(&mut cmd, input)
     }
@@ -408,6 +417,7 @@ fn pipeline_configuration_from_the_environment() {
         .env("DEXCRED_PASSWORD_FILE", &password_file)
         .env("DEXCRED_GIT_AUTH", "basic")
         .env("DEXCRED_GIT_USERNAME", "oauth2")
+        .env("DEXCRED_GIT_HOST", host_of(&f.server.url()))
         .args([
             "-c",
             "credential.helper=",
@@ -624,7 +634,7 @@ fn get_answers_bearer_to_new_git_and_basic_to_old_git() {
     );
     assert_basic(&answer(&out), "x-token-auth", &token);
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args())
+    cmd.args(f.helper_args())
         .env("DEXCRED_GIT_USERNAME", "x-access-token");
     out = with_input(&mut cmd, old_git_request(&host).as_bytes());
     assert_basic(&answer(&out), "x-access-token", &token);
@@ -637,7 +647,7 @@ fn helper_link_takes_flags_first_and_the_action_last() {
     let host = host_of(&f.server.url());
     let mut cmd = Command::new(f.env.bin_dir().join("git-credential-dexcred"));
     f.env.apply(&mut cmd);
-    cmd.args(f.provider_args())
+    cmd.args(f.helper_args())
         .args(["--git-auth", "auto", "get"]);
     assert_bearer(
         &answer(&with_input(&mut cmd, new_git_request(&host).as_bytes())),
@@ -675,7 +685,7 @@ fn get_skips_huge_lines() {
     input.extend_from_slice(format!("host={}", "z".repeat(200 * 1024)).as_bytes());
     assert_basic(&answer(&f.helper(&["get"], &input)), "oauth2", &token);
     // More than the whole-input bound: still answered, nothing hangs.
-    let input = "a=b\n".repeat(400 * 1024);
+    let input = old_git_request(&host).replace("\n\n", "\n") + &"a=b\n".repeat(400 * 1024);
     assert_basic(
         &answer(&f.helper(&["get"], input.as_bytes())),
         "oauth2",
@@ -704,11 +714,14 @@ fn empty_capability_entry_clears_the_list() {
 }
 
 #[test]
-fn get_without_any_input_answers_basic() {
-    let (f, token) = logged_in();
-    assert_basic(&answer(&f.helper(&["get"], b"")), "oauth2", &token);
-    // A lone blank line is an empty request too.
-    assert_basic(&answer(&f.helper(&["get"], b"\n")), "oauth2", &token);
+fn get_without_a_protocol_and_host_answers_nothing() {
+    let (f, _token) = logged_in();
+    // No host means no way to know where the token would go: silence.
+    for input in [&b""[..], b"\n", b"protocol=https\n\n", b"host=x\n\n"] {
+        let out = f.helper(&["get"], input);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    }
 }
 
 #[test]
@@ -740,7 +753,7 @@ fn git_auth_bearer_refuses_old_git_and_basic_serves_new_git() {
         &token,
     );
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args()).env("DEXCRED_GIT_AUTH", "basic");
+    cmd.args(f.helper_args()).env("DEXCRED_GIT_AUTH", "basic");
     let out = with_input(&mut cmd, new_git_request(&host).as_bytes());
     assert_basic(&answer(&out), "oauth2", &token);
     assert_eq!(f.idp.counts().password_grant, 1);
@@ -784,25 +797,39 @@ fn capability_store_and_unknown_actions() {
 fn cleartext_http_to_a_remote_host_is_refused() {
     let (f, token) = logged_in();
     let requests = f.idp.counts().total;
-    for host in [
+    let remote = [
         "git.example.com",
         "git.example.com:8080",
         "10.0.0.1",
         "127.0.0.1.nip.io",
-    ] {
+    ];
+    let local = ["localhost:3000", "[::1]:3000", "127.0.0.1"];
+    // Every host is one the helper is for: only the transport decides.
+    let hosts: Vec<&str> = remote.iter().chain(&local).copied().collect();
+    let helper = |input: &str| {
+        let mut cmd = f.env.dexcred(["git", "get"]);
+        cmd.args(f.provider_args())
+            .env("DEXCRED_GIT_HOST", hosts.join(","))
+            .env("DEXCRED_PASSWORD", ALICE_PASSWORD);
+        with_input(&mut cmd, input.as_bytes())
+    };
+    for host in remote {
         for input in [new_git_request(host), old_git_request(host)] {
-            let out = f.helper(&["get"], input.as_bytes());
-            let line = fails_with(&out, 2);
-            assert!(line.contains("clear text"), "{line}");
-            assert!(line.contains(host), "{line}");
-            assert!(!line.contains(&token));
+            // Silent for git (exit 0, nothing on stdout), one warning line.
+            let out = helper(&input);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert!(out.stdout.is_empty(), "{}", stdout(&out));
+            let err = stderr(&out);
+            assert!(err.contains("clear text"), "{err}");
+            assert!(err.contains(host.split(':').next().unwrap()), "{err}");
+            assert!(!err.contains(&token));
         }
     }
     // https to the same host is fine, and so is http to loopback names.
     let https = "capability[]=authtype\nprotocol=https\nhost=git.example.com\n\n";
-    assert_bearer(&answer(&f.helper(&["get"], https.as_bytes())), &token);
-    for host in ["localhost:3000", "[::1]:3000", "127.0.0.1"] {
-        let out = f.helper(&["get"], old_git_request(host).as_bytes());
+    assert_bearer(&answer(&helper(https)), &token);
+    for host in local {
+        let out = helper(&old_git_request(host));
         assert_basic(&answer(&out), "oauth2", &token);
     }
     assert_eq!(f.idp.counts().total, requests, "cache hits only");
@@ -869,16 +896,15 @@ fn without_a_password_get_fails_with_one_line() {
     // GIT_TERMINAL_PROMPT=0 (set by Env), CI=true, and no terminal at all.
     let mut variants: Vec<Command> = Vec::new();
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args());
+    cmd.args(f.helper_args());
     variants.push(cmd);
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args())
+    cmd.args(f.helper_args())
         .env_remove("GIT_TERMINAL_PROMPT")
         .env("CI", "true");
     variants.push(cmd);
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args())
-        .env_remove("GIT_TERMINAL_PROMPT");
+    cmd.args(f.helper_args()).env_remove("GIT_TERMINAL_PROMPT");
     // SAFETY: setsid is async-signal-safe; it detaches the child from any
     // controlling terminal, so /dev/tty cannot be opened.
     unsafe {
@@ -1081,8 +1107,7 @@ fn on_a_terminal_get_prompts_for_the_password_without_echo() {
     let f = Fixture::new(Form::Bang);
     let host = host_of(&f.server.url());
     let mut cmd = f.env.dexcred(["git", "get"]);
-    cmd.args(f.provider_args())
-        .env_remove("GIT_TERMINAL_PROMPT");
+    cmd.args(f.helper_args()).env_remove("GIT_TERMINAL_PROMPT");
     let run = run_on_terminal(
         &mut cmd,
         new_git_request(&host).as_bytes(),
@@ -1146,7 +1171,7 @@ fn on_a_terminal_git_terminal_prompt_or_ci_forbid_prompting() {
     ];
     for (name, value) in unattended {
         let mut cmd = f.env.dexcred(["git", "get"]);
-        cmd.args(f.provider_args())
+        cmd.args(f.helper_args())
             .env_remove("GIT_TERMINAL_PROMPT")
             .env(name, value);
         // Were it to prompt, the password typed would let it succeed.

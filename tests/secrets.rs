@@ -282,7 +282,8 @@ fn no_flow_prints_a_secret_even_with_verbose() {
     let helper = |env: &Env, action: &str| {
         let mut cmd = Command::new(env.bin_dir().join("git-credential-dexcred"));
         env.apply(&mut cmd);
-        cmd.args(["-v", "--pcd", &idp.url(), "--username", CAROL, action])
+        cmd.args(["-v", "--git-host", "git.example.com", "--pcd", &idp.url()])
+            .args(["--username", CAROL, action])
             .env(pw.0, pw.1);
         cmd
     };

@@ -83,7 +83,9 @@ fn command(env: &Env, url: &str, front: FrontEnd) -> (Command, Option<&'static s
             // As git runs it: the helper name, flags, then the action.
             let mut cmd = Command::new(env.bin_dir().join("git-credential-dexcred"));
             env.apply(&mut cmd);
-            cmd.args(provider).arg("get");
+            cmd.args(["--git-host", "git.example.com"])
+                .args(provider)
+                .arg("get");
             (
                 cmd,
                 Some("capability[]=authtype\nprotocol=https\nhost=git.example.com\n\n"),

@@ -21,9 +21,9 @@
 pub mod entry;
 pub mod lock;
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -299,16 +299,13 @@ impl Store {
 
     fn ensure_dir(&self) -> Result<()> {
         if let DirState::Missing = self.check_dir()? {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| {
-                    Error::local(format!(
-                        "cannot create the cache directory {}: {e}",
-                        self.dir.display()
-                    ))
-                })?;
+            crate::files::create_owned_dir(&self.dir).map_err(|why| {
+                Error::local(format!(
+                    "cannot create the cache directory {}: {why}; pass --cache-dir DIR \
+                     (a directory of your own), or run without `sudo -E`",
+                    self.dir.display()
+                ))
+            })?;
             self.check_dir()?;
         }
         Ok(())

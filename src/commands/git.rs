@@ -8,12 +8,17 @@
 //! - `store`: nothing to do; dexcred owns its cache.
 //! - `capability`: which optional protocol features we speak.
 //! - anything else: ignored with exit 0, as git requires for future actions.
+//!
+//! `get` and `erase` act only for hosts this helper is for (see
+//! [`crate::git_hosts`]): https (or http to loopback) to a `--git-host`, or
+//! to a URL of a `credential.<url>.helper` entry that runs dexcred.
 
 use std::fs::OpenOptions;
 
 use crate::cli::{GitArgs, GitAuthArg};
-use crate::config::{Config, is_loopback};
-use crate::error::{Error, Result};
+use crate::config::{Config, check_text};
+use crate::error::{Error, Result, escape_for_terminal};
+use crate::git_hosts::{self, Scope, Target, Transport};
 use crate::protocol::git::{Answer, CAPABILITIES, Request, read_request, render_get};
 use crate::session;
 
@@ -27,9 +32,22 @@ pub fn run(args: &GitArgs) -> Result<()> {
     }
 }
 
+/// Everything checked before the request is read and before any network
+/// traffic: flags that would only fail after a login (a `--git-username`
+/// with a newline) fail here, with exit 2.
+fn prepare(args: &GitArgs) -> Result<(Config, Option<Scope>)> {
+    check_text("--git-username", &args.git_username)?;
+    let scope = Scope::from_flags(&args.git_hosts)?;
+    let config = Config::from_args(&args.provider, &args.common)?;
+    Ok((config, scope))
+}
+
 fn get(args: &GitArgs) -> Result<()> {
+    let (config, scope) = prepare(args)?;
     let request = read_request(std::io::stdin().lock())?;
-    refuse_cleartext(&request)?;
+    if !answers_for(scope, &request, &config, Warnings::Show) {
+        return Ok(());
+    }
     let bearer = match args.git_auth {
         GitAuthArg::Auto => request.has_capability("authtype"),
         GitAuthArg::Bearer if request.has_capability("authtype") => true,
@@ -41,7 +59,6 @@ fn get(args: &GitArgs) -> Result<()> {
         }
         GitAuthArg::Basic => false,
     };
-    let config = Config::from_args(&args.provider, &args.common)?;
     let credentials = config.credentials(git_may_prompt);
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();
@@ -61,31 +78,82 @@ fn get(args: &GitArgs) -> Result<()> {
 }
 
 fn erase(args: &GitArgs) -> Result<()> {
+    let (config, scope) = prepare(args)?;
     let request = read_request(std::io::stdin().lock())?;
     let Some(presented) = request.presented_secret() else {
         return Ok(());
     };
-    let config = Config::from_args(&args.provider, &args.common)?;
+    if !answers_for(scope, &request, &config, Warnings::Hide) {
+        return Ok(());
+    }
     session::reject(&config, presented).map(|_| ())
 }
 
-/// A bearer token sent over plain http can be read by anyone on the path;
-/// only loopback (local test servers) is exempt.
-fn refuse_cleartext(request: &Request) -> Result<()> {
-    if request.get("protocol") != Some("http") {
-        return Ok(());
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Warnings {
+    Show,
+    /// `erase` follows a `get` that already said why it did not answer.
+    Hide,
+}
+
+/// Whether this request is for a host the helper serves (see
+/// [`crate::git_hosts`]). Not answering is silent on stdout and exit 0, as
+/// git expects from a helper with nothing to say; a line on stderr says why
+/// only when the user can act on it (no host configured at all, or a
+/// configured host reached over plain http).
+fn answers_for(
+    scope: Option<Scope>,
+    request: &Request,
+    config: &Config,
+    warnings: Warnings,
+) -> bool {
+    let log = config.log;
+    let warn = |text: &str| {
+        if warnings == Warnings::Show {
+            log.warn(text);
+        }
+    };
+    let Some(target) = Target::from_request(request) else {
+        log.debug(|| "git sent no usable protocol and host: not answering".to_string());
+        return false;
+    };
+    let shown = escape_for_terminal(&target.display());
+    if target.transport() == Transport::NotHttp {
+        log.debug(|| format!("not answering for {shown}: only https carries this token"));
+        return false;
     }
-    let host = request.get("host").unwrap_or("");
-    let name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(name, _)| name);
-    if is_loopback(name) {
-        return Ok(());
+    let scope = match scope {
+        Some(scope) => scope,
+        None => match git_hosts::from_git_config() {
+            Ok(urls) => Scope::GitConfig(urls),
+            Err(why) => {
+                warn(&format!(
+                    "cannot tell which hosts this git credential helper is for ({why}); \
+                     pass --git-host HOST; not answering for {shown}"
+                ));
+                return false;
+            }
+        },
+    };
+    if scope.is_empty() {
+        warn(&format!(
+            "this git credential helper is configured for no host, so it answers for none \
+             (not for {shown}): configure it per URL \
+             (git config credential.https://HOST.helper 'dexcred …') or pass --git-host HOST"
+        ));
+        return false;
     }
-    Err(Error::usage(format!(
-        "refusing to send a token to http://{host} in clear text; use an https:// remote URL"
-    )))
+    if !scope.covers(&target) {
+        log.debug(|| format!("not answering for {shown}: not one of this helper's hosts"));
+        return false;
+    }
+    if target.transport() == Transport::Cleartext {
+        warn(&format!(
+            "not sending a token to {shown} in clear text; use an https:// remote URL"
+        ));
+        return false;
+    }
+    true
 }
 
 /// git runs helpers with stdin connected to git, never to the terminal. We

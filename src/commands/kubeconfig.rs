@@ -241,18 +241,11 @@ pub fn sanitize_name(raw: &str) -> String {
 /// a TLS error in kubectl.
 fn read_cluster_ca(path: &Path) -> Result<String> {
     let shown = path.display();
-    let fail = |e: std::io::Error| {
+    let pem = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::local(format!(
-            "cannot read --cluster-certificate-authority {shown}: {e}"
+            "cannot read --cluster-certificate-authority {shown}: {why}"
         ))
-    };
-    let size = std::fs::metadata(path).map_err(fail)?.len();
-    if size > MAX_CA_BYTES {
-        return Err(Error::usage(format!(
-            "--cluster-certificate-authority {shown} is too large for a CA bundle"
-        )));
-    }
-    let pem = std::fs::read(path).map_err(fail)?;
+    })?;
     let text = String::from_utf8_lossy(&pem);
     if !text.contains("-----BEGIN CERTIFICATE-----") || !text.contains("-----END CERTIFICATE-----")
     {

@@ -4,7 +4,7 @@
 use crate::cache::Entry;
 use crate::cli::LoginArgs;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Result, escape_for_terminal};
 use crate::jwt;
 use crate::protocol::kubectl::rfc3339;
 use crate::provider::now_secs;
@@ -40,9 +40,15 @@ fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<Str
         .or(claims.preferred_username.clone())
         .or(config.key.username.clone())
         .unwrap_or_else(|| config.key.client_id.clone());
-    let mut out = format!("Logged in to {} as {who}\n", config.key.url);
+    // Claims are the server's text: escaped, so control characters in them
+    // cannot move the cursor or fake lines on the user's terminal.
+    let mut out = format!(
+        "Logged in to {} as {}\n",
+        escape_for_terminal(&config.key.url),
+        escape_for_terminal(&who)
+    );
     let mut row = |label: &str, value: String| {
-        out.push_str(&format!("  {label:<9}{value}\n"));
+        out.push_str(&format!("  {label:<9}{}\n", escape_for_terminal(&value)));
     };
     if let Some(sub) = &claims.sub {
         row("subject:", sub.clone());

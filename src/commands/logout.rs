@@ -4,7 +4,7 @@
 
 use crate::cli::LogoutArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape_for_terminal};
 use crate::provider::Logout;
 use crate::session::{self, LogoutReport};
 
@@ -17,8 +17,19 @@ pub fn run(args: &LogoutArgs) -> Result<()> {
     super::write_stdout(&describe(&config, &report))
 }
 
+/// Every entry is logged out with only what it stores itself (see
+/// [`Config::for_key`]); flags meant for one provider are ignored, and the
+/// user is told so.
 fn all(args: &LogoutArgs) -> Result<()> {
     let store = crate::cache::Store::at(args.common.cache_dir.as_deref())?;
+    let ignored = Config::ignored_by_for_key(&args.provider);
+    if !ignored.is_empty() {
+        crate::log::Log::new(args.common.verbose).warn(&format!(
+            "ignoring {} with --all: each entry is logged out with only its own stored settings \
+             (log out of one provider without --all to use them)",
+            ignored.join(", ")
+        ));
+    }
     let mut out = String::new();
     let mut count = 0;
     for (path, parsed) in store.list()? {
@@ -52,10 +63,13 @@ fn never() -> bool {
 fn describe(config: &Config, report: &LogoutReport) -> String {
     let mut out = String::new();
     match &report.server {
-        Some(Logout::Ended(what)) => out.push_str(&format!("Logged out: {what}.\n")),
-        Some(Logout::NotSupported(why)) => {
-            out.push_str(&format!("Not logged out at the server: {why}.\n"))
+        Some(Logout::Ended(what)) => {
+            out.push_str(&format!("Logged out: {}.\n", escape_for_terminal(what)))
         }
+        Some(Logout::NotSupported(why)) => out.push_str(&format!(
+            "Not logged out at the server: {}.\n",
+            escape_for_terminal(why)
+        )),
         Some(Logout::Failed(why)) => {
             config.log.warn(
                 &Error::provider(format!(
@@ -69,10 +83,13 @@ fn describe(config: &Config, report: &LogoutReport) -> String {
     if report.deleted {
         out.push_str(&format!(
             "Deleted the cached tokens for {}.\n",
-            config.account
+            escape_for_terminal(&config.account)
         ));
     } else {
-        out.push_str(&format!("No cached tokens for {}.\n", config.account));
+        out.push_str(&format!(
+            "No cached tokens for {}.\n",
+            escape_for_terminal(&config.account)
+        ));
     }
     out
 }

@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod git;
+pub mod gitconfig;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod login;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(args) => logout::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Kubeconfig(args) => kubeconfig::run(&args),
+        Command::Gitconfig(args) => gitconfig::run(&args),
         Command::Completions(args) => completions::run(args.shell),
         Command::Man => completions::man(),
     }

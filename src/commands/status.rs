@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::cache::{Entry, Store, StoredToken};
 use crate::cli::StatusArgs;
 use crate::commands::login::duration;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape_for_terminal};
 use crate::protocol::kubectl::rfc3339;
 use crate::provider::now_secs;
 
@@ -140,6 +140,8 @@ fn table(rows: &[Row], store: &Store) -> String {
         .iter()
         .map(|r| {
             let dash = || "-".to_string();
+            // Entries hold text a server or a hostile file supplied: escape
+            // it so it cannot drive the terminal.
             [
                 r.provider
                     .clone()
@@ -151,6 +153,7 @@ fn table(rows: &[Row], store: &Store) -> String {
                 r.renewed_at.clone().unwrap_or_else(dash),
                 r.file.clone(),
             ]
+            .map(|cell| escape_for_terminal(&cell))
         })
         .collect();
     let mut widths = header.map(str::len);

@@ -258,6 +258,15 @@ impl OAuth {
     /// advertises RFC 7009 revocation, the access token is revoked so it
     /// stops working now; otherwise it simply expires.
     fn client_logout(&self, ctx: &Context<'_>, entry: &Entry) -> Logout {
+        // The secret is never cached; without it (`logout --all`) the
+        // server would refuse, so the tokens are only deleted here.
+        if self.client_secret.is_none() {
+            return Logout::NotSupported(
+                "revoking a client-credentials token needs the client secret, which the cache \
+                 does not store; deleted here only, the token ends when it expires"
+                    .to_string(),
+            );
+        }
         let revocation = self
             .revocation_url
             .as_ref()
