@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fs;
 pub mod http;
 pub mod jwt;
 pub mod kubeconfig;

@@ -20,9 +20,8 @@
 pub mod entry;
 pub mod lock;
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,46 +133,19 @@ impl Store {
         EntryLock::acquire(&self.sibling(key, "lock"), timeout)
     }
 
-    /// Atomically and durably replaces the entry: write a 0600 temp file,
-    /// fsync it, rename it over the entry, fsync the directory. Taking the
+    /// Atomically and durably replaces the entry ([`crate::fs::replace`]:
+    /// 0600 temp file, fsync, rename, directory fsync). Taking the
     /// lock as an argument makes "writes happen under the lock" a type rule.
     pub fn save(&self, _lock: &EntryLock, entry: &Entry) -> Result<()> {
         let path = self.entry_path(&entry.key);
-        let tmp = self.sibling(&entry.key, "tmp");
-        let fail = |e: std::io::Error| {
+        let json = serde_json::to_vec_pretty(entry)
+            .map_err(|e| Error::local(format!("cannot encode the cache entry: {e}")))?;
+        crate::fs::replace(&path, &self.sibling(&entry.key, "tmp"), &json, 0o600).map_err(|e| {
             Error::local(format!(
                 "cannot write the cache entry {}: {e}",
                 path.display()
             ))
-        };
-        let json = serde_json::to_vec_pretty(entry)
-            .map_err(|e| Error::local(format!("cannot encode the cache entry: {e}")))?;
-        // A leftover temp file can only be from a writer that died: we hold
-        // the lock, so nobody else is writing it now.
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(fail)?;
-        file.write_all(&json).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| {
-            // Something rename cannot replace (a directory) is in the way.
-            let _ = fs::remove_file(&tmp);
-            Error::local(format!(
-                "cannot replace the cache entry {}: {e}; remove it",
-                path.display()
-            ))
-        })?;
-        sync_dir(&self.dir).map_err(fail)
+        })
     }
 
     /// Deletes the entry (the lock file stays; see [`lock`]).
@@ -181,7 +153,7 @@ impl Store {
         let path = self.entry_path(key);
         match fs::remove_file(&path) {
             Ok(()) => {
-                sync_dir(&self.dir).map_err(|e| {
+                crate::fs::sync_dir(&self.dir).map_err(|e| {
                     Error::local(format!("cannot sync {}: {e}", self.dir.display()))
                 })?;
                 Ok(true)
@@ -308,40 +280,17 @@ enum DirState {
 /// `Err(reason)`: the file exists but must not be used.
 fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
     let shown = path.display();
-    let file = match OpenOptions::new()
-        .read(true)
-        // O_NOFOLLOW: never read a token through a link someone planted;
-        // O_NONBLOCK: never hang opening a FIFO planted in its place.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    // No link followed (a planted link is refused), no hang on a FIFO.
+    let file = match crate::fs::open_nofollow(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(format!("{shown} is a symbolic link"));
         }
         Err(e) => return Err(format!("cannot read {shown}: {e}")),
     };
-    check_entry_file(&file, &shown.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_ENTRY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(format!("{shown} is larger than {MAX_ENTRY_BYTES} bytes"));
-    }
-    parse_entry(&bytes)
-        .map(Some)
-        .map_err(|why| format!("{shown} {why}"))
-}
-
-fn check_entry_file(file: &File, shown: &str) -> std::result::Result<(), String> {
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot inspect {shown}: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
+    let (meta, bytes) =
+        crate::fs::read_regular(file, MAX_ENTRY_BYTES).map_err(|e| format!("{shown} {e}"))?;
     if meta.uid() != euid() {
         return Err(format!("{shown} belongs to another user"));
     }
@@ -351,7 +300,9 @@ fn check_entry_file(file: &File, shown: &str) -> std::result::Result<(), String>
             meta.mode() & 0o777
         ));
     }
-    Ok(())
+    parse_entry(&bytes)
+        .map(Some)
+        .map_err(|why| format!("{shown} {why}"))
 }
 
 /// Parses entry bytes, checking the format version before the shape so that
@@ -376,10 +327,6 @@ pub fn parse_entry(bytes: &[u8]) -> std::result::Result<Entry, String> {
         None => return Err("has no cache format version".to_string()),
     }
     serde_json::from_value(value).map_err(|e| format!("is not a valid cache entry ({e})"))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
