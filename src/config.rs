@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cache::{Key, Store, TokenField};
+use crate::cache::{Key, ProviderKind, Store, TokenField};
 use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg};
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
@@ -44,22 +44,21 @@ enum Kind {
 }
 
 impl Kind {
-    /// The name stored in the cache key, from which [`Config::for_key`]
-    /// can rebuild the kind.
-    fn name(&self) -> &'static str {
+    /// The kind stored in the cache key, from which [`Config::for_key`]
+    /// can rebuild it.
+    fn key_kind(&self) -> ProviderKind {
         match self {
-            Kind::Pcd => "pcd",
-            Kind::OAuth(Endpoint::Issuer(_)) => "issuer",
-            Kind::OAuth(Endpoint::TokenUrl(_)) => "token_url",
+            Kind::Pcd => ProviderKind::Pcd,
+            Kind::OAuth(Endpoint::Issuer(_)) => ProviderKind::Issuer,
+            Kind::OAuth(Endpoint::TokenUrl(_)) => ProviderKind::TokenUrl,
         }
     }
 
-    fn from_key(key: &Key) -> Option<Kind> {
-        match key.provider.as_str() {
-            "pcd" => Some(Kind::Pcd),
-            "issuer" => Some(Kind::OAuth(Endpoint::Issuer(key.url.clone()))),
-            "token_url" => Some(Kind::OAuth(Endpoint::TokenUrl(key.url.clone()))),
-            _ => None,
+    fn from_key(key: &Key) -> Kind {
+        match key.provider {
+            ProviderKind::Pcd => Kind::Pcd,
+            ProviderKind::Issuer => Kind::OAuth(Endpoint::Issuer(key.url.clone())),
+            ProviderKind::TokenUrl => Kind::OAuth(Endpoint::TokenUrl(key.url.clone())),
         }
     }
 }
@@ -147,9 +146,9 @@ impl Config {
             (Some(TokenFieldArg::AccessToken), _) | (None, false) => TokenField::AccessToken,
         };
         let key = Key {
-            provider: kind.name().to_string(),
+            provider: kind.key_kind(),
             url: url.clone(),
-            grant: grant.name().to_string(),
+            grant,
             username: username.clone(),
             user_domain: is_pcd.then(|| p.user_domain.clone()),
             project: if is_pcd { non_empty(&p.project) } else { None },
@@ -165,12 +164,7 @@ impl Config {
     /// the identity comes from the entry, connection settings and secrets
     /// from the flags.
     pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
-        let kind = Kind::from_key(&key).ok_or_else(|| {
-            Error::local(format!(
-                "unknown provider {:?} in a cache entry",
-                key.provider
-            ))
-        })?;
+        let kind = Kind::from_key(&key);
         let field = match kind {
             Kind::Pcd => TokenField::IdToken,
             Kind::OAuth(_) => TokenField::AccessToken,
@@ -248,11 +242,7 @@ impl Config {
             Kind::OAuth(endpoint) => Box::new(OAuth {
                 endpoint: endpoint.clone(),
                 logout_url: self.logout_url.clone(),
-                grant: if key.grant == GrantKind::Password.name() {
-                    GrantKind::Password
-                } else {
-                    GrantKind::ClientCredentials
-                },
+                grant: key.grant,
                 username: key.username.clone(),
                 client_id: key.client_id.clone(),
                 client_secret,
@@ -423,13 +413,13 @@ mod tests {
         assert_eq!(c.key.scope.as_deref(), Some(pcd::DEFAULT_SCOPE));
         assert_eq!(c.key.user_domain.as_deref(), Some("Default"));
         assert_eq!(c.field, TokenField::IdToken);
-        assert_eq!(c.key.grant, "password");
+        assert_eq!(c.key.grant, GrantKind::Password);
     }
 
     #[test]
     fn oauth_defaults_and_requirements() {
         let c = config(&["--token-url", "https://kc/token", "--client-id", "svc"]).unwrap();
-        assert_eq!(c.key.grant, "client_credentials");
+        assert_eq!(c.key.grant, GrantKind::ClientCredentials);
         assert_eq!(c.field, TokenField::AccessToken);
         let e = config(&["--token-url", "https://kc/token"]).unwrap_err();
         assert!(e.message().contains("--client-id"), "{e}");

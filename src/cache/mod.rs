@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use entry::{Endpoints, Entry, Key, StoredToken, TokenField};
+pub use entry::{Endpoints, Entry, Grant, Key, ProviderKind, StoredToken, TokenField};
 pub use lock::EntryLock;
 
 use crate::error::{Error, Result};
@@ -94,9 +94,14 @@ impl Store {
     /// The file stem for `key`: a hash, so user names and URLs never need
     /// escaping and file names reveal nothing.
     pub fn id(key: &Key) -> String {
+        Store::id_for(euid(), key)
+    }
+
+    /// [`Store::id`] for another uid (a fixture written by another user).
+    pub fn id_for(uid: u32, key: &Key) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(euid().to_le_bytes());
-        // Serializing a struct of strings cannot fail.
+        hasher.update(uid.to_le_bytes());
+        // Serializing strings and unit enums cannot fail.
         hasher.update(serde_json::to_vec(key).unwrap_or_default());
         hex(&hasher.finalize()[..16])
     }
@@ -352,9 +357,9 @@ mod tests {
 
     fn key(user: &str) -> Key {
         Key {
-            provider: "pcd".into(),
+            provider: crate::cache::ProviderKind::Pcd,
             url: "https://pcd.example".into(),
-            grant: "password".into(),
+            grant: crate::cache::Grant::Password,
             username: Some(user.into()),
             user_domain: Some("Default".into()),
             project: None,
@@ -389,6 +394,51 @@ mod tests {
         let file_mode = fs::metadata(store.entry_path(&key("a"))).unwrap().mode() & 0o777;
         assert_eq!((dir_mode, file_mode), (0o700, 0o600));
         assert!(matches!(store.load(&key("b")).unwrap(), Loaded::Missing));
+    }
+
+    /// A cache file written by dexcred 101d135, when the key was plain
+    /// strings: the typed key must hash to the same file name and load it.
+    #[test]
+    fn a_cache_file_from_before_typed_keys_keeps_its_name_and_loads() {
+        let name = "efd233309cf708816c4b64311197c144";
+        let bytes = include_bytes!(
+            "../../tests/fixtures/cache-101d135/efd233309cf708816c4b64311197c144.json"
+        );
+        let entry = parse_entry(bytes).unwrap();
+        assert_eq!(entry.key.provider, ProviderKind::Pcd);
+        assert_eq!(entry.key.grant, Grant::Password);
+        // Written as uid 0.
+        assert_eq!(Store::id_for(0, &entry.key), name);
+        // Saved again, the key is the same JSON it was read from.
+        let original: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(serde_json::to_value(&entry.key).unwrap(), original["key"]);
+    }
+
+    #[test]
+    fn key_vocabulary_serialises_as_it_always_has() {
+        let names = [
+            (serde_json::to_value(ProviderKind::Pcd), "pcd"),
+            (serde_json::to_value(ProviderKind::Issuer), "issuer"),
+            (serde_json::to_value(ProviderKind::TokenUrl), "token_url"),
+            (serde_json::to_value(Grant::Password), "password"),
+            (
+                serde_json::to_value(Grant::ClientCredentials),
+                "client_credentials",
+            ),
+        ];
+        for (value, name) in names {
+            assert_eq!(value.unwrap(), serde_json::json!(name));
+        }
+        for kind in [
+            ProviderKind::Pcd,
+            ProviderKind::Issuer,
+            ProviderKind::TokenUrl,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
     }
 
     #[test]

@@ -26,20 +26,8 @@ pub enum Endpoint {
     Issuer(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantKind {
-    Password,
-    ClientCredentials,
-}
-
-impl GrantKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            GrantKind::Password => "password",
-            GrantKind::ClientCredentials => "client_credentials",
-        }
-    }
-}
+/// The grant that logs in: the cache key's vocabulary.
+pub use crate::cache::Grant as GrantKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
