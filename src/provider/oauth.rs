@@ -1,6 +1,6 @@
 //! Any OAuth 2.0 / OpenID Connect token endpoint.
 //!
-//! Covers the token services in `shared/reference/`: Keycloak's password
+//! Covers: Keycloak's password
 //! grant with a one-time code and its logout endpoint, client credentials
 //! with the secret in the form (`client_secret_post`) or in HTTP Basic
 //! (`client_secret_basic`), and any server found by OpenID discovery.
