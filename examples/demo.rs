@@ -63,7 +63,30 @@ fn build_dexcred() -> Result<PathBuf, String> {
         None => return Err(format!("unexpected location {}", exe.display())),
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
+    let mut build = Command::new(&cargo);
+    // `cargo run` sets CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR and friends
+    // for the example; inherited, they change the environment that build
+    // scripts watch (ring's watches OUT_DIR), and cargo would rebuild them
+    // and everything above them on every demo run, both ways.
+    for (name, _) in std::env::vars_os() {
+        let set_by_cargo_run = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&n)
+        });
+        if set_by_cargo_run {
+            build.env_remove(name);
+        }
+    }
+    let status = build
         .args(["build", "--quiet", "--bin", "dexcred", "--profile", profile])
         .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))

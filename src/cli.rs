@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("DEXCRED_GIT_COMMIT"),
+    env!("DEXCRED_BUILD_COMMIT"),
     ")"
 );
 
@@ -47,6 +47,7 @@ Examples:
 
 Passwords come from DEXCRED_PASSWORD, --password-file, --password-command or a
 terminal prompt, never from a command-line value.
+The manual: `man dexcred`, or `dexcred man | man -l -` after a source install.
 Exit codes: 0 ok, 2 usage, 3 authentication refused or login required,
 4 identity provider unreachable or broken, 5 local problem (cache, lock, files).";
 
@@ -92,8 +93,7 @@ pub enum Command {
     Gitconfig(GitconfigArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    #[command(hide = true)]
+    /// Print the man page (roff): `dexcred man | man -l -`
     Man,
 }
 
@@ -103,7 +103,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Cache directory [default: $XDG_CACHE_HOME/dexcred or ~/.cache/dexcred]
-    #[arg(long, env = "DEXCRED_CACHE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "DEXCRED_CACHE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
 
     /// Explain what happens on stderr (tokens shown only as fingerprints)
@@ -111,6 +116,7 @@ pub struct CommonArgs {
         short,
         long,
         env = "DEXCRED_VERBOSE",
+        hide_env_values = true,
         value_parser = FalseyValueParser::new(),
         default_value_t = false
     )]
@@ -155,6 +161,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_PCD",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Identity provider"
     )]
@@ -164,6 +171,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_ISSUER",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Identity provider"
     )]
@@ -173,6 +181,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_TOKEN_URL",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Identity provider"
     )]
@@ -182,6 +191,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_LOGOUT_URL",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Identity provider"
     )]
@@ -191,6 +201,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_REVOCATION_URL",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Identity provider"
     )]
@@ -200,6 +211,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_GRANT",
+        hide_env_values = true,
         value_enum,
         help_heading = "Identity provider"
     )]
@@ -209,6 +221,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_USERNAME",
+        hide_env_values = true,
         value_name = "NAME",
         help_heading = "Account"
     )]
@@ -218,6 +231,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_USER_DOMAIN",
+        hide_env_values = true,
         value_name = "NAME",
         default_value = DEFAULT_USER_DOMAIN,
         help_heading = "Account"
@@ -228,6 +242,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_PROJECT",
+        hide_env_values = true,
         value_name = "NAME",
         help_heading = "Account"
     )]
@@ -237,6 +252,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_PASSWORD_FILE",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Account"
     )]
@@ -246,6 +262,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_PASSWORD_COMMAND",
+        hide_env_values = true,
         value_name = "CMD",
         help_heading = "Account"
     )]
@@ -255,6 +272,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_OTP_COMMAND",
+        hide_env_values = true,
         value_name = "CMD",
         help_heading = "Account"
     )]
@@ -264,6 +282,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_CLIENT_ID",
+        hide_env_values = true,
         value_name = "ID",
         help_heading = "Client"
     )]
@@ -273,6 +292,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_CLIENT_SECRET_FILE",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Client"
     )]
@@ -282,6 +302,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_CLIENT_AUTH",
+        hide_env_values = true,
         value_enum,
         default_value = "post",
         help_heading = "Client"
@@ -292,6 +313,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_CONNECTOR_ID",
+        hide_env_values = true,
         value_name = "ID",
         help_heading = "Client"
     )]
@@ -301,6 +323,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_SCOPE",
+        hide_env_values = true,
         value_name = "SCOPES",
         help_heading = "Client"
     )]
@@ -310,6 +333,7 @@ pub struct ProviderArgs {
     #[arg(
         long = "extra-param",
         env = "DEXCRED_EXTRA_PARAM",
+        hide_env_values = true,
         value_name = "KEY=VALUE",
         value_delimiter = '\n',
         help_heading = "Client"
@@ -317,13 +341,20 @@ pub struct ProviderArgs {
     pub extra_params: Vec<String>,
 
     /// Which token to hand out [default: id_token with --pcd, else access_token]
-    #[arg(long, env = "DEXCRED_TOKEN_FIELD", value_enum, help_heading = "Client")]
+    #[arg(
+        long,
+        env = "DEXCRED_TOKEN_FIELD",
+        hide_env_values = true,
+        value_enum,
+        help_heading = "Client"
+    )]
     pub token_field: Option<TokenFieldArg>,
 
     /// PEM file of CA certificates to trust in addition to the system store
     #[arg(
         long,
         env = "DEXCRED_CERTIFICATE_AUTHORITY",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Connection"
     )]
@@ -333,6 +364,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_INSECURE_SKIP_TLS_VERIFY",
+        hide_env_values = true,
         value_parser = FalseyValueParser::new(),
         default_value_t = false,
         help_heading = "Connection"
@@ -343,6 +375,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_TIMEOUT",
+        hide_env_values = true,
         value_name = "SECS",
         default_value_t = DEFAULT_TIMEOUT,
         value_parser = parse_seconds,
@@ -354,6 +387,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_LOCK_TIMEOUT",
+        hide_env_values = true,
         value_name = "SECS",
         default_value_t = DEFAULT_LOCK_TIMEOUT,
         value_parser = parse_seconds,
@@ -365,6 +399,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_LOGIN_TIMEOUT",
+        hide_env_values = true,
         value_name = "SECS",
         default_value_t = DEFAULT_LOGIN_TIMEOUT,
         value_parser = parse_seconds,
@@ -376,6 +411,7 @@ pub struct ProviderArgs {
     #[arg(
         long,
         env = "DEXCRED_FORCE_REFRESH",
+        hide_env_values = true,
         value_parser = FalseyValueParser::new(),
         default_value_t = false,
         help_heading = "Connection"
@@ -419,6 +455,7 @@ pub struct ExchangeArgs {
     #[arg(
         long,
         env = "DEXCRED_SUBJECT_TOKEN_FILE",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Token exchange"
     )]
@@ -428,6 +465,7 @@ pub struct ExchangeArgs {
     #[arg(
         long,
         env = "DEXCRED_SUBJECT_TOKEN_SOURCE",
+        hide_env_values = true,
         value_enum,
         help_heading = "Token exchange"
     )]
@@ -437,6 +475,7 @@ pub struct ExchangeArgs {
     #[arg(
         long,
         env = "DEXCRED_SUBJECT_TOKEN_TYPE",
+        hide_env_values = true,
         value_enum,
         help_heading = "Token exchange"
     )]
@@ -446,6 +485,7 @@ pub struct ExchangeArgs {
     #[arg(
         long,
         env = "DEXCRED_REQUESTED_TOKEN_TYPE",
+        hide_env_values = true,
         value_enum,
         help_heading = "Token exchange"
     )]
@@ -455,6 +495,7 @@ pub struct ExchangeArgs {
     #[arg(
         long,
         env = "DEXCRED_AUDIENCE",
+        hide_env_values = true,
         value_name = "AUD",
         help_heading = "Token exchange"
     )]
@@ -507,6 +548,7 @@ pub struct GitArgs {
     #[arg(
         long,
         env = "DEXCRED_GIT_AUTH",
+        hide_env_values = true,
         value_enum,
         default_value = "auto",
         help_heading = "Git"
@@ -517,6 +559,7 @@ pub struct GitArgs {
     #[arg(
         long,
         env = "DEXCRED_GIT_USERNAME",
+        hide_env_values = true,
         value_name = "NAME",
         default_value = "oauth2",
         help_heading = "Git"
@@ -528,6 +571,7 @@ pub struct GitArgs {
     #[arg(
         long = "git-host",
         env = "DEXCRED_GIT_HOST",
+        hide_env_values = true,
         value_name = "HOST[:PORT]",
         value_delimiter = ',',
         help_heading = "Git"
@@ -555,13 +599,20 @@ pub enum TokenFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// Output format
-    #[arg(long, env = "DEXCRED_FORMAT", value_enum, default_value = "raw")]
+    #[arg(
+        long,
+        env = "DEXCRED_FORMAT",
+        hide_env_values = true,
+        value_enum,
+        default_value = "raw"
+    )]
     pub format: TokenFormat,
 
     /// Header for --format header/curl: `NAME: <token>` instead of `Authorization: Bearer <token>`
     #[arg(
         long,
         env = "DEXCRED_HEADER_NAME",
+        hide_env_values = true,
         value_name = "NAME",
         help_heading = "Output"
     )]
@@ -575,6 +626,7 @@ pub struct TokenArgs {
     #[arg(
         long,
         env = "DEXCRED_PAT_FILE",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Personal access token"
     )]
@@ -584,6 +636,7 @@ pub struct TokenArgs {
     #[arg(
         long,
         env = "DEXCRED_PAT_COMMAND",
+        hide_env_values = true,
         value_name = "CMD",
         help_heading = "Personal access token"
     )]
@@ -629,6 +682,7 @@ pub struct KubeconfigArgs {
     #[arg(
         long,
         env = "DEXCRED_TENANT",
+        hide_env_values = true,
         value_name = "TENANT",
         help_heading = "Cluster"
     )]
@@ -638,6 +692,7 @@ pub struct KubeconfigArgs {
     #[arg(
         long,
         env = "DEXCRED_REGION",
+        hide_env_values = true,
         value_name = "REGION",
         help_heading = "Cluster"
     )]
@@ -647,6 +702,7 @@ pub struct KubeconfigArgs {
     #[arg(
         long,
         env = "DEXCRED_SERVER",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Cluster"
     )]
@@ -716,6 +772,38 @@ pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-dexcred";
 /// `git-credential-dexcred [flags] <action>` (git's calling convention)
 /// becomes `dexcred git [flags] <action>`; `kubectl-dexcred …` (kubectl's
 /// plugin convention) is `dexcred …`.
+/// clap's multi-line usage error as the one line every dexcred failure is:
+/// what is wrong, clap's tip if it has one, and where to read more.
+pub fn usage_error(e: &clap::Error, command: Option<&std::ffi::OsStr>) -> String {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+    let cli = Cli::command();
+    let command = command
+        .and_then(|c| c.to_str())
+        .filter(|c| cli.find_subcommand(c).is_some());
+    let see = match command {
+        Some(c) => format!("(see dexcred {c} --help)"),
+        None => "(see dexcred --help)".to_string(),
+    };
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        return format!("which command? one of {} {see}", names.join(", "));
+    }
+    let mut line = String::new();
+    for part in e.render().to_string().lines().map(str::trim) {
+        if part.is_empty() || part.starts_with("Usage:") || part.starts_with("For more information")
+        {
+            continue;
+        }
+        match part.strip_prefix("tip: ") {
+            Some(tip) => line.push_str(&format!("; {tip}")),
+            None if line.is_empty() => line.push_str(part.strip_prefix("error: ").unwrap_or(part)),
+            None => line.push_str(&format!(" {part}")),
+        }
+    }
+    format!("{line} {see}")
+}
+
 pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
     let invoked_as = args
         .first()

@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cache::{ExchangeKey, Key, Store, TokenField};
+use crate::cache::{ExchangeKey, Grant, Key, ProviderKind, Store, TokenField};
 use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenTypeArg};
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
 use crate::log::Log;
-use crate::provider::exchange::{self, TokenExchange};
+use crate::provider::exchange::TokenExchange;
 use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
@@ -51,22 +51,21 @@ enum Kind {
 }
 
 impl Kind {
-    /// The name stored in the cache key, from which [`Config::for_key`]
-    /// can rebuild the kind.
-    fn name(&self) -> &'static str {
+    /// The kind stored in the cache key, from which [`Config::for_key`]
+    /// can rebuild it.
+    fn key_kind(&self) -> ProviderKind {
         match self {
-            Kind::Pcd => "pcd",
-            Kind::OAuth(Endpoint::Issuer(_)) => "issuer",
-            Kind::OAuth(Endpoint::TokenUrl(_)) => "token_url",
+            Kind::Pcd => ProviderKind::Pcd,
+            Kind::OAuth(Endpoint::Issuer(_)) => ProviderKind::Issuer,
+            Kind::OAuth(Endpoint::TokenUrl(_)) => ProviderKind::TokenUrl,
         }
     }
 
-    fn from_key(key: &Key) -> Option<Kind> {
-        match key.provider.as_str() {
-            "pcd" => Some(Kind::Pcd),
-            "issuer" => Some(Kind::OAuth(Endpoint::Issuer(key.url.clone()))),
-            "token_url" => Some(Kind::OAuth(Endpoint::TokenUrl(key.url.clone()))),
-            _ => None,
+    fn from_key(key: &Key) -> Kind {
+        match key.provider {
+            ProviderKind::Pcd => Kind::Pcd,
+            ProviderKind::Issuer => Kind::OAuth(Endpoint::Issuer(key.url.clone())),
+            ProviderKind::TokenUrl => Kind::OAuth(Endpoint::TokenUrl(key.url.clone())),
         }
     }
 }
@@ -136,14 +135,14 @@ impl Config {
                     "--pcd logs in with a password; --grant client_credentials needs --token-url or --issuer",
                 ));
             }
-            (Some(GrantArg::Password), _) | (None, Some(_)) => GrantKind::Password,
+            (Some(GrantArg::Password), _) | (None, Some(_)) => Grant::Password,
             // PCD logs in with a password only: without --username that is
             // a usage error below, not a client-credentials login.
-            (None, None) if is_pcd => GrantKind::Password,
-            (Some(GrantArg::ClientCredentials), _) | (None, None) => GrantKind::ClientCredentials,
+            (None, None) if is_pcd => Grant::Password,
+            (Some(GrantArg::ClientCredentials), _) | (None, None) => Grant::ClientCredentials,
         };
         let username = non_empty(&p.username);
-        if grant == GrantKind::Password && username.is_none() {
+        if grant == Grant::Password && username.is_none() {
             return Err(Error::usage(
                 "--username NAME (or DEXCRED_USERNAME) is required to log in with a password",
             ));
@@ -176,9 +175,9 @@ impl Config {
             (Some(TokenFieldArg::AccessToken), _) | (None, false) => TokenField::AccessToken,
         };
         let key = Key {
-            provider: kind.name().to_string(),
+            provider: kind.key_kind(),
             url: url.clone(),
-            grant: grant.name().to_string(),
+            grant,
             username: username.clone(),
             user_domain: is_pcd.then(|| p.user_domain.clone()),
             project: if is_pcd { non_empty(&p.project) } else { None },
@@ -246,9 +245,9 @@ impl Config {
             .or_else(|| is_pcd.then(|| "openid groups email profile".to_string()))
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
         let key = Key {
-            provider: kind.name().to_string(),
+            provider: kind.key_kind(),
             url,
-            grant: exchange::GRANT_NAME.to_string(),
+            grant: Grant::TokenExchange,
             username: None,
             user_domain: None,
             project: None,
@@ -285,12 +284,7 @@ impl Config {
     /// send one server's secret, and every entry's refresh token, to
     /// whichever server they name.
     pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
-        let kind = Kind::from_key(&key).ok_or_else(|| {
-            Error::local(format!(
-                "unknown provider {:?} in a cache entry",
-                key.provider
-            ))
-        })?;
+        let kind = Kind::from_key(&key);
         let field = match (&key.exchange, &kind) {
             (Some(x), _) if x.requested_token_type == TokenField::IdToken.name() => {
                 TokenField::IdToken
@@ -417,9 +411,13 @@ impl Config {
     pub fn provider(&self) -> Result<Box<dyn Provider>> {
         let client_secret = self.client_secret()?;
         let key = &self.key;
-        if let Some(x) = &self.exchange {
-            return Ok(Box::new(self.exchange_provider(x, client_secret)));
-        }
+        let grant = match key.grant {
+            Grant::Password => GrantKind::Password,
+            Grant::ClientCredentials => GrantKind::ClientCredentials,
+            Grant::TokenExchange => {
+                return Ok(Box::new(self.exchange_provider(client_secret)));
+            }
+        };
         Ok(match &self.kind {
             Kind::Pcd => Box::new(Pcd {
                 base: key.url.clone(),
@@ -436,11 +434,7 @@ impl Config {
                 endpoint: endpoint.clone(),
                 logout_url: self.logout_url.clone(),
                 revocation_url: self.revocation_url.clone(),
-                grant: if key.grant == GrantKind::Password.name() {
-                    GrantKind::Password
-                } else {
-                    GrantKind::ClientCredentials
-                },
+                grant,
                 username: key.username.clone(),
                 client_id: key.client_id.clone(),
                 client_secret,
@@ -451,7 +445,7 @@ impl Config {
         })
     }
 
-    fn exchange_provider(&self, x: &Exchange, client_secret: Option<Secret>) -> TokenExchange {
+    fn exchange_provider(&self, client_secret: Option<Secret>) -> TokenExchange {
         let key = &self.key;
         let xk = key.exchange.clone();
         let field = |name: Option<&str>| {
@@ -469,7 +463,7 @@ impl Config {
             client_id: key.client_id.clone(),
             client_auth: self.auth_method.client_auth(client_secret),
             connector_id: key.connector_id.clone().unwrap_or_default(),
-            subject: x.subject.clone(),
+            subject: self.exchange.as_ref().and_then(|x| x.subject.clone()),
             subject_token_type: field(xk.as_ref().map(|k| k.subject_token_type.as_str())),
             requested: self.field,
             audience: xk.and_then(|k| k.audience),
@@ -701,13 +695,13 @@ mod tests {
         assert_eq!(c.key.scope.as_deref(), Some(pcd::DEFAULT_SCOPE));
         assert_eq!(c.key.user_domain.as_deref(), Some("Default"));
         assert_eq!(c.field, TokenField::IdToken);
-        assert_eq!(c.key.grant, "password");
+        assert_eq!(c.key.grant, Grant::Password);
     }
 
     #[test]
     fn oauth_defaults_and_requirements() {
         let c = config(&["--token-url", "https://kc/token", "--client-id", "svc"]).unwrap();
-        assert_eq!(c.key.grant, "client_credentials");
+        assert_eq!(c.key.grant, Grant::ClientCredentials);
         assert_eq!(c.field, TokenField::AccessToken);
         let e = config(&["--token-url", "https://kc/token"]).unwrap_err();
         assert!(e.message().contains("--client-id"), "{e}");

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod fs;
 pub mod git_hosts;
 pub mod header;
 pub mod http;
@@ -40,13 +41,17 @@ use std::ffi::OsString;
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
     use clap::Parser;
     let args = cli::normalize_args(args);
+    let command = args.get(1).cloned();
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version on stdout (exit 0) and usage errors
-            // on stderr (exit 2).
+        Err(e) if !e.use_stderr() => {
+            // Help and version: on stdout, exit 0.
             let _ = e.print();
             return e.exit_code();
+        }
+        Err(e) => {
+            eprintln!("dexcred: {}", cli::usage_error(&e, command.as_deref()));
+            return 2;
         }
     };
     match commands::run(cli) {

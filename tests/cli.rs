@@ -458,7 +458,7 @@ fn logout_all_deletes_every_entry_including_unreadable_ones() {
 
 // ------------------------------------------ completions, man, help, version
 
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 10] = [
     "kubectl",
     "git",
     "token",
@@ -468,6 +468,7 @@ const SUBCOMMANDS: [&str; 9] = [
     "kubeconfig",
     "gitconfig",
     "completions",
+    "man",
 ];
 
 #[test]
@@ -709,13 +710,15 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
             "dexcred {args:?}: {}",
             stderr(&out)
         );
-        assert!(out.stdout.is_empty(), "dexcred {args:?}");
-        assert!(
-            stderr(&out).starts_with("error:") || stderr(&out).contains("Usage:"),
-            "dexcred {args:?}: {}",
-            stderr(&out)
-        );
+        // clap's usage errors too: one `dexcred:` line naming the help.
+        let line = fails_with(&out, 2);
+        assert!(line.ends_with("--help)"), "dexcred {args:?}: {line}");
     }
+    let line = fails_with(&dexcred(&env, &["status", "--bogus"]), 2);
+    assert_eq!(
+        line,
+        "dexcred: unexpected argument '--bogus' found (see dexcred status --help)"
+    );
     // Errors dexcred finds itself: the one-line form.
     let line = fails_with(&dexcred(&env, &["token"]), 2);
     assert!(line.contains("--pcd"), "{line}");
@@ -785,6 +788,47 @@ fn kubectl_finds_the_plugin_for_status_login_and_logout() {
         list.contains(&env.bin_dir().join("kubectl-dexcred").display().to_string()),
         "{list}"
     );
+}
+
+/// Every option's help names its variable, never an (empty or secret)
+/// value: `[env: DEXCRED_PCD]`, not `[env: DEXCRED_PCD=]`.
+#[test]
+fn help_names_environment_variables_without_values() {
+    let env = Env::new();
+    let mut cmd = env.dexcred(["kubectl", "--help"]);
+    let help = ok(&run(cmd.env("DEXCRED_USERNAME", "alice-from-env")));
+    assert!(help.contains("[env: DEXCRED_PCD]"), "{help}");
+    assert!(
+        !help.contains("=]") && !help.contains("alice-from-env"),
+        "{help}"
+    );
+}
+
+/// A source install (`cargo install --path .`) installs these two programs
+/// next to dexcred; each runs that dexcred under its own name.
+#[test]
+fn source_install_programs_run_the_dexcred_next_to_them() {
+    let env = Env::new();
+    let helper = env!("CARGO_BIN_EXE_git-credential-dexcred");
+    let mut cmd = Command::new(helper);
+    env.apply(&mut cmd);
+    assert_eq!(
+        ok(&run(cmd.arg("capability"))),
+        "version 0\ncapability authtype\n"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-dexcred"));
+    env.apply(&mut cmd);
+    let line = fails_with(&run(cmd.args(["status", "--bogus"])), 2);
+    assert!(line.contains("(see dexcred status --help)"), "{line}");
+
+    // Without a dexcred next to it: one line, exit 5.
+    let alone = env.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(helper, alone.join("git-credential-dexcred")).unwrap();
+    let mut cmd = Command::new(alone.join("git-credential-dexcred"));
+    env.apply(&mut cmd);
+    let line = fails_with(&run(cmd.arg("capability")), 5);
+    assert!(line.contains("reinstall dexcred"), "{line}");
 }
 
 #[test]

@@ -13,6 +13,13 @@
 //! then (deterministic coverage of the lossy case), some plant a half-written
 //! temp file (a writer killed mid-write), and some kill first logins. The
 //! seed is printed; `DEXCRED_CRASH_SEED=<n>` replays a run.
+//!
+//! Nothing asserted depends on the machine's speed: each lane runs a fixed
+//! number of iterations, every invariant is checked on every iteration
+//! wherever its kill landed (or if the process finished first), and only
+//! the kill-after-rotation iterations, whose outcome does not depend on
+//! timing, have an expected outcome of their own. Where the random kills
+//! landed is printed, not asserted.
 
 mod common;
 
@@ -27,8 +34,11 @@ use dexcred_testkit::idp::{FakeIdp, Fault, User};
 
 /// Independent lanes, each with its own IdP and cache, run in parallel.
 const LANES: u64 = 4;
-/// Kills that hit a running process, per lane (4 × 52 = 208 ≥ 200).
-const KILLS_PER_LANE: usize = 52;
+/// Iterations (one kill each) per lane: 4 × 60 = 240 kills.
+const ITERATIONS_PER_LANE: usize = 60;
+/// Every this many iterations, a refresh is killed only after Dex rotated
+/// its refresh token (the deterministic lossy case).
+const AFTER_ROTATION_EVERY: usize = 6;
 /// Added to every IdP answer: widens "waiting for Dex" without making the
 /// test slow.
 const IDP_DELAY: Duration = Duration::from_millis(15);
@@ -196,12 +206,9 @@ fn lane(index: u64, seed: u64) -> Stats {
     let mut refresh_window = started.elapsed();
     let mut login_window = refresh_window * 2;
 
-    let mut iteration = 0;
-    while stats.kills < KILLS_PER_LANE {
-        iteration += 1;
-        assert!(iteration < KILLS_PER_LANE * 6, "too many kills landed late");
-        let login = rng.one_in(8);
-        let after_rotation = !login && rng.one_in(6);
+    for iteration in 1..=ITERATIONS_PER_LANE {
+        let after_rotation = iteration % AFTER_ROTATION_EVERY == 0;
+        let login = !after_rotation && rng.one_in(8);
         // First logins use a throwaway user, so that a killed login whose
         // request reaches Dex late cannot disturb the main session.
         let user = if login {
@@ -324,15 +331,16 @@ fn lane(index: u64, seed: u64) -> Stats {
                     stats.in_flight += 1;
                 }
             }
-            if after_rotation && was_running {
+            if after_rotation {
+                // Killed while Dex sat on its answer: it cannot have
+                // finished or saved anything.
+                assert!(was_running && unchanged, "iteration {iteration}");
+                assert_eq!(
+                    logins, 1,
+                    "iteration {iteration}: Dex rotated, the answer was lost: \
+                     the next run must recover with the password"
+                );
                 stats.after_rotation += 1;
-                if unchanged {
-                    assert_eq!(
-                        logins, 1,
-                        "iteration {iteration}: Dex rotated, the answer was lost: \
-                         the next run must recover with the password"
-                    );
-                }
             }
             if !unchanged {
                 assert_eq!(logins, 0, "a renewed entry needs no login");
@@ -369,9 +377,16 @@ fn sigkill_at_any_point_of_a_renewal_never_corrupts_or_loses_more_than_the_rotat
     for r in &results {
         total.add(r);
     }
+    // Where the random kills landed depends on the machine: shown, not
+    // asserted.
     eprintln!("crash: {total:#?}");
-    assert!(total.kills >= 200, "{total:?}");
-    // The deterministic lossy case happened and was recovered from.
-    assert!(total.after_rotation > 0, "{total:?}");
-    assert!(total.rotated_unsaved >= total.after_rotation, "{total:?}");
+    // Every iteration ran its checks; the lossy case ran in every lane.
+    assert_eq!(
+        total.kills + total.finished_first,
+        LANES as usize * ITERATIONS_PER_LANE
+    );
+    assert_eq!(
+        total.after_rotation,
+        LANES as usize * (ITERATIONS_PER_LANE / AFTER_ROTATION_EVERY)
+    );
 }

@@ -63,9 +63,9 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
     )
         .prop_map(|(client, user, id, refresh, at, life, rejected, extra)| {
             let key = Key {
-                provider: "pcd".into(),
+                provider: dexcred::cache::ProviderKind::Pcd,
                 url: "https://pcd.test".into(),
-                grant: "password".into(),
+                grant: dexcred::cache::Grant::Password,
                 username: user,
                 user_domain: Some("Default".into()),
                 project: None,

@@ -18,12 +18,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// each other's sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Key {
-    /// `pcd` or `oauth`.
-    pub provider: String,
+    pub provider: ProviderKind,
     /// The PCD deployment URL, the issuer, or the token endpoint.
     pub url: String,
-    /// `password` or `client_credentials`.
-    pub grant: String,
+    pub grant: Grant,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +69,42 @@ pub const MAX_TIME: i64 = 253_402_300_799;
 /// (the Unix epoch to [`MAX_TIME`]), so no arithmetic on it can overflow.
 pub fn clamp_time(unix: i64) -> i64 {
     unix.clamp(0, MAX_TIME)
+}
+
+/// Which kind of identity provider `Key::url` names. Serialised as the
+/// strings cache files have always held (`pcd`, `issuer`, `token_url`):
+/// the file name is a hash of the serialised key, so renaming one would
+/// orphan every cached session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Pcd,
+    Issuer,
+    TokenUrl,
+}
+
+impl ProviderKind {
+    /// The serialised name, for `dexcred status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Pcd => "pcd",
+            ProviderKind::Issuer => "issuer",
+            ProviderKind::TokenUrl => "token_url",
+        }
+    }
+}
+
+/// The OAuth grant that logs in. Serialised as the grant's `grant_type`
+/// name (`password`, `client_credentials`), as cache files have always
+/// held it; a new grant is one more variant (its snake_case name is its
+/// serialised form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    Password,
+    ClientCredentials,
+    /// RFC 8693 (`--grant token_exchange`).
+    TokenExchange,
 }
 
 /// A bearer token and the times that decide when it must be renewed.
@@ -249,9 +283,9 @@ mod tests {
     #[test]
     fn rejected_entry_has_no_fresh_token() {
         let key = Key {
-            provider: "pcd".into(),
+            provider: ProviderKind::Pcd,
             url: "https://x".into(),
-            grant: "password".into(),
+            grant: Grant::Password,
             username: None,
             user_domain: None,
             project: None,

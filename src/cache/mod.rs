@@ -21,16 +21,16 @@
 pub mod entry;
 pub mod lock;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 pub use entry::{
-    Endpoints, Entry, ExchangeKey, Key, MAX_TIME, StoredToken, TokenField, clamp_time,
+    Endpoints, Entry, ExchangeKey, Grant, Key, MAX_TIME, ProviderKind, StoredToken, TokenField,
+    clamp_time,
 };
 pub use lock::{Acquired, EntryLock, LoginLock};
 
@@ -98,9 +98,14 @@ impl Store {
     /// The file stem for `key`: a hash, so user names and URLs never need
     /// escaping and file names reveal nothing.
     pub fn id(key: &Key) -> String {
+        Store::id_for(euid(), key)
+    }
+
+    /// [`Store::id`] for another uid (a fixture written by another user).
+    pub fn id_for(uid: u32, key: &Key) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(euid().to_le_bytes());
-        // Serializing a struct of strings cannot fail.
+        hasher.update(uid.to_le_bytes());
+        // Serializing strings and unit enums cannot fail.
         hasher.update(serde_json::to_vec(key).unwrap_or_default());
         hex(&hasher.finalize()[..16])
     }
@@ -161,46 +166,19 @@ impl Store {
         })
     }
 
-    /// Atomically and durably replaces the entry: write a 0600 temp file,
-    /// fsync it, rename it over the entry, fsync the directory. Taking the
+    /// Atomically and durably replaces the entry ([`crate::fs::replace`]:
+    /// 0600 temp file, fsync, rename, directory fsync). Taking the
     /// lock as an argument makes "writes happen under the lock" a type rule.
     pub fn save(&self, _lock: &EntryLock, entry: &Entry) -> Result<()> {
         let path = self.entry_path(&entry.key);
-        let tmp = self.sibling(&entry.key, "tmp");
-        let fail = |e: std::io::Error| {
+        let json = serde_json::to_vec_pretty(entry)
+            .map_err(|e| Error::local(format!("cannot encode the cache entry: {e}")))?;
+        crate::fs::replace(&path, &self.sibling(&entry.key, "tmp"), &json, 0o600).map_err(|e| {
             Error::local(format!(
                 "cannot write the cache entry {}: {e}",
                 path.display()
             ))
-        };
-        let json = serde_json::to_vec_pretty(entry)
-            .map_err(|e| Error::local(format!("cannot encode the cache entry: {e}")))?;
-        // A leftover temp file can only be from a writer that died: we hold
-        // the lock, so nobody else is writing it now.
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(fail)?;
-        file.write_all(&json).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| {
-            // Something rename cannot replace (a directory) is in the way.
-            let _ = fs::remove_file(&tmp);
-            Error::local(format!(
-                "cannot replace the cache entry {}: {e}; remove it",
-                path.display()
-            ))
-        })?;
-        sync_dir(&self.dir).map_err(fail)
+        })
     }
 
     /// Deletes the entry (the lock file stays; see [`lock`]).
@@ -208,7 +186,7 @@ impl Store {
         let path = self.entry_path(key);
         match fs::remove_file(&path) {
             Ok(()) => {
-                sync_dir(&self.dir).map_err(|e| {
+                crate::fs::sync_dir(&self.dir).map_err(|e| {
                     Error::local(format!("cannot sync {}: {e}", self.dir.display()))
                 })?;
                 Ok(true)
@@ -332,40 +310,17 @@ enum DirState {
 /// `Err(reason)`: the file exists but must not be used.
 fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
     let shown = path.display();
-    let file = match OpenOptions::new()
-        .read(true)
-        // O_NOFOLLOW: never read a token through a link someone planted;
-        // O_NONBLOCK: never hang opening a FIFO planted in its place.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    // No link followed (a planted link is refused), no hang on a FIFO.
+    let file = match crate::fs::open_nofollow(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(format!("{shown} is a symbolic link"));
         }
         Err(e) => return Err(format!("cannot read {shown}: {e}")),
     };
-    check_entry_file(&file, &shown.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_ENTRY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(format!("{shown} is larger than {MAX_ENTRY_BYTES} bytes"));
-    }
-    parse_entry(&bytes)
-        .map(Some)
-        .map_err(|why| format!("{shown} {why}"))
-}
-
-fn check_entry_file(file: &File, shown: &str) -> std::result::Result<(), String> {
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot inspect {shown}: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
+    let (meta, bytes) =
+        crate::fs::read_regular(file, MAX_ENTRY_BYTES).map_err(|e| format!("{shown} {e}"))?;
     if meta.uid() != euid() {
         return Err(format!("{shown} belongs to another user"));
     }
@@ -375,7 +330,9 @@ fn check_entry_file(file: &File, shown: &str) -> std::result::Result<(), String>
             meta.mode() & 0o777
         ));
     }
-    Ok(())
+    parse_entry(&bytes)
+        .map(Some)
+        .map_err(|why| format!("{shown} {why}"))
 }
 
 /// Parses entry bytes, checking the format version before the shape so that
@@ -402,10 +359,6 @@ pub fn parse_entry(bytes: &[u8]) -> std::result::Result<Entry, String> {
     serde_json::from_value(value).map_err(|e| format!("is not a valid cache entry ({e})"))
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,9 +382,9 @@ mod tests {
 
     fn key(user: &str) -> Key {
         Key {
-            provider: "pcd".into(),
+            provider: crate::cache::ProviderKind::Pcd,
             url: "https://pcd.example".into(),
-            grant: "password".into(),
+            grant: crate::cache::Grant::Password,
             username: Some(user.into()),
             user_domain: Some("Default".into()),
             project: None,
@@ -467,6 +420,51 @@ mod tests {
         let file_mode = fs::metadata(store.entry_path(&key("a"))).unwrap().mode() & 0o777;
         assert_eq!((dir_mode, file_mode), (0o700, 0o600));
         assert!(matches!(store.load(&key("b")).unwrap(), Loaded::Missing));
+    }
+
+    /// A cache file written by dexcred 101d135, when the key was plain
+    /// strings: the typed key must hash to the same file name and load it.
+    #[test]
+    fn a_cache_file_from_before_typed_keys_keeps_its_name_and_loads() {
+        let name = "efd233309cf708816c4b64311197c144";
+        let bytes = include_bytes!(
+            "../../tests/fixtures/cache-101d135/efd233309cf708816c4b64311197c144.json"
+        );
+        let entry = parse_entry(bytes).unwrap();
+        assert_eq!(entry.key.provider, ProviderKind::Pcd);
+        assert_eq!(entry.key.grant, Grant::Password);
+        // Written as uid 0.
+        assert_eq!(Store::id_for(0, &entry.key), name);
+        // Saved again, the key is the same JSON it was read from.
+        let original: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(serde_json::to_value(&entry.key).unwrap(), original["key"]);
+    }
+
+    #[test]
+    fn key_vocabulary_serialises_as_it_always_has() {
+        let names = [
+            (serde_json::to_value(ProviderKind::Pcd), "pcd"),
+            (serde_json::to_value(ProviderKind::Issuer), "issuer"),
+            (serde_json::to_value(ProviderKind::TokenUrl), "token_url"),
+            (serde_json::to_value(Grant::Password), "password"),
+            (
+                serde_json::to_value(Grant::ClientCredentials),
+                "client_credentials",
+            ),
+        ];
+        for (value, name) in names {
+            assert_eq!(value.unwrap(), serde_json::json!(name));
+        }
+        for kind in [
+            ProviderKind::Pcd,
+            ProviderKind::Issuer,
+            ProviderKind::TokenUrl,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub fn server_url(args: &KubeconfigArgs, config: &Config) -> Result<String> {
             )));
         }
     };
-    if config.key.provider != "pcd" {
+    if config.key.provider != crate::cache::ProviderKind::Pcd {
         return Err(Error::usage(
             "--tenant/--region derive the server from --pcd; with --issuer or --token-url pass --server https://...",
         ));

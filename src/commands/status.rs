@@ -17,7 +17,7 @@ struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    provider: Option<String>,
+    provider: Option<crate::cache::ProviderKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,7 +73,7 @@ fn row(file: String, entry: &Entry, now: i64) -> Row {
     let key = &entry.key;
     // The token this entry hands out by default: the id_token for PCD,
     // else whichever one exists.
-    let main: Option<&StoredToken> = if key.provider == "pcd" {
+    let main: Option<&StoredToken> = if key.provider == crate::cache::ProviderKind::Pcd {
         entry.id_token.as_ref()
     } else {
         entry.access_token.as_ref().or(entry.id_token.as_ref())
@@ -86,7 +86,7 @@ fn row(file: String, entry: &Entry, now: i64) -> Row {
     Row {
         file,
         error: None,
-        provider: Some(key.provider.clone()),
+        provider: Some(key.provider),
         url: Some(key.url.clone()),
         user: key
             .username
@@ -144,8 +144,7 @@ fn table(rows: &[Row], store: &Store) -> String {
             // it so it cannot drive the terminal.
             [
                 r.provider
-                    .clone()
-                    .unwrap_or_else(|| "unreadable".to_string()),
+                    .map_or_else(|| "unreadable".to_string(), |p| p.as_str().to_string()),
                 r.url.clone().or(r.error.clone()).unwrap_or_else(dash),
                 r.user.clone().or(r.client_id.clone()).unwrap_or_else(dash),
                 r.expires_in.clone(),

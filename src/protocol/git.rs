@@ -1,6 +1,6 @@
-//! git's credential helper protocol (see git-credential(1), and
-//! `shared/reference/git-credential-notes.md` for what the gits on this
-//! machine actually send).
+//! git's credential helper protocol (see git-credential(1)). git 2.46 and
+//! newer announce `capability[]=authtype` and accept a bearer token as
+//! `authtype`/`credential`; older gits accept only `username`/`password`.
 //!
 //! Input is `key=value` lines up to a blank line or EOF. `key[]` keys build
 //! lists (an empty `key[]=` clears the list); unknown keys are ignored; a

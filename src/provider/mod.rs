@@ -612,9 +612,9 @@ mod tests {
     #[test]
     fn refresh_keeps_missing_tokens_login_replaces_all() {
         let key = crate::cache::Key {
-            provider: "oauth".into(),
+            provider: crate::cache::ProviderKind::Issuer,
             url: "u".into(),
-            grant: "password".into(),
+            grant: crate::cache::Grant::Password,
             username: None,
             user_domain: None,
             project: None,

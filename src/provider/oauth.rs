@@ -1,6 +1,6 @@
 //! Any OAuth 2.0 / OpenID Connect token endpoint.
 //!
-//! Covers the token services in `shared/reference/`: Keycloak's password
+//! Covers: Keycloak's password
 //! grant with a one-time code and its logout endpoint, client credentials
 //! with the secret in the form (`client_secret_post`) or in HTTP Basic
 //! (`client_secret_basic`), and any server found by OpenID discovery.
@@ -27,19 +27,13 @@ pub enum Endpoint {
     Issuer(String),
 }
 
+/// The two grants this provider logs in with itself. The cache key's
+/// vocabulary ([`crate::cache::Grant`]) has more: token exchange is
+/// [`super::exchange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantKind {
     Password,
     ClientCredentials,
-}
-
-impl GrantKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            GrantKind::Password => "password",
-            GrantKind::ClientCredentials => "client_credentials",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,9 @@
 //! The client secret is kept in the cache entry, so later logins skip steps
 //! 1 and 2; if Dex rejects the cached secret (`invalid_client`, e.g. after
 //! the operator rotated it) it is fetched again once. Renewals are one
-//! refresh-token request to Dex. See `shared/reference/pcd-auth.md` for the
-//! server behaviour this follows.
+//! refresh-token request to Dex. Dex rotates the refresh token on every
+//! use and accepts each one only once, so the rotated token is saved before
+//! anything else.
 
 use serde_json::json;
 
