@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need; CI runs this as root on a fresh machine.
-#   tinyproxy  the real HTTP proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY)
-#   faketime   tests/expiry.rs moves dexcred's clock with libfaketime
+#   tinyproxy  the real HTTP proxy of tests/e2e/servers_network.rs (HTTPS_PROXY/NO_PROXY)
+#   faketime   tests/e2e/expiry.rs moves dexcred's clock with libfaketime
 debs=()
 [ -x /usr/bin/tinyproxy ] || debs+=(tinyproxy)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || debs+=(faketime)

@@ -7,14 +7,12 @@
 //! dexcred's one stderr line, the requests the identity provider saw, and
 //! the cache file.
 
-mod common;
-
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{DEX_CLIENT, FakeIdp, Fault, IdpConfig};
 use dexcred_testkit::kube::{ExecPlugin, KubeApi};
@@ -22,7 +20,7 @@ use dexcred_testkit::tls::TestCa;
 
 /// The demo program (`cargo run --example demo`), compiled into this test so
 /// its core logic runs against the dexcred binary built for this test run.
-#[path = "../examples/demo.rs"]
+#[path = "../../examples/demo.rs"]
 #[allow(dead_code)]
 mod demo;
 

@@ -1,7 +1,7 @@
 //! The git smart-HTTP server against the real gits on this machine, with a
 //! trivial inline credential helper standing in for dexcred. (Clone, push
 //! and fetch with Bearer through git 2.47 and Basic through git 2.39 are
-//! tested with dexcred itself in tests/git.rs.)
+//! tested with dexcred itself in tests/e2e/git.rs.)
 
 use std::path::Path;
 use std::process::{Command, Output};

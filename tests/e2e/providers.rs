@@ -15,12 +15,10 @@
 //! Every test checks what a user would: exit code, the one stderr line,
 //! stdout, the IdP's request counters and recorded requests, the cache file.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::git::{AuthScheme, GitAuth, GitServer};
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{
@@ -31,25 +29,6 @@ use dexcred_testkit::kube::{ExecPlugin, KubeApi};
 use dexcred_testkit::tls::TestCa;
 
 const REALM: &str = "ocp";
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-/// Provider flags for Keycloak's password grant with the public client `ocp`.
-fn keycloak_password(idp: &FakeIdp) -> Vec<String> {
-    vec![
-        "--token-url".into(),
-        idp.keycloak_token_url(REALM),
-        "--client-id".into(),
-        KEYCLOAK_PUBLIC_CLIENT.into(),
-        "--username".into(),
-        ALICE.into(),
-    ]
-}
 
 /// Provider flags for Keycloak client credentials (secret in the form, the
 /// default `--client-auth post`).
@@ -129,55 +108,53 @@ fn secret_file(env: &Env, name: &str, text: &str) -> String {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn keycloak_otp_from_env_is_sent_as_otp_field() {
-    let idp = FakeIdp::pcd();
-    idp.add_user(alice_with_otp(&["246810"]));
-    let env = Env::new();
-    let flags = keycloak_password(&idp);
+fn keycloak_sends_the_one_time_code_as_the_otp_field() {
+    // (case, alice's code, extra flags, DEXCRED_OTP)
+    let cases: [(&str, &str, &[&str], Option<&str>); 2] = [
+        ("from DEXCRED_OTP", "246810", &[], Some("246810")),
+        (
+            "from --otp-command",
+            "135791",
+            &["--otp-command", "echo 135791"],
+            None,
+        ),
+    ];
+    for (name, code, extra, otp_var) in cases {
+        case(name, || {
+            let idp = FakeIdp::pcd();
+            idp.add_user(alice_with_otp(&[code]));
+            let env = Env::new();
+            let mut cmd = token_cmd(&env, &keycloak_args(&idp), extra);
+            cmd.env("DEXCRED_PASSWORD", ALICE_PASSWORD);
+            if let Some(otp) = otp_var {
+                cmd.env("DEXCRED_OTP", otp);
+            }
+            let out = run(&mut cmd);
+            let token = raw_token(&out);
 
-    let out = run(token_cmd(&env, &flags, &[])
-        .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
-        .env("DEXCRED_OTP", "246810"));
-    let token = raw_token(&out);
-
-    let logins = grants(&idp, "password");
-    assert_eq!(logins.len(), 1);
-    assert_eq!(logins[0].form_value("otp"), Some("246810"));
-    assert_eq!(
-        logins[0].form_value("client_id"),
-        Some(KEYCLOAK_PUBLIC_CLIENT)
-    );
-    assert_eq!(
-        logins[0].form_value("client_secret"),
-        None,
-        "ocp is a public client"
-    );
-    // Keycloak's API wants the access_token, which is the default outside PCD.
-    assert!(idp.is_valid_token(&token));
-    assert_eq!(
-        entry_token(&env.only_entry(), "access_token").as_deref(),
-        Some(token.as_str())
-    );
-    assert_eq!(idp.active_sessions(ALICE), 1);
-    // Nothing secret on stderr.
-    assert!(!stderr(&out).contains("246810"));
-}
-
-#[test]
-fn keycloak_otp_from_command_is_sent_as_otp_field() {
-    let idp = FakeIdp::pcd();
-    idp.add_user(alice_with_otp(&["135791"]));
-    let env = Env::new();
-    let flags = keycloak_password(&idp);
-
-    let out = token_with_password(&env, &flags, &["--otp-command", "echo 135791"]);
-    let token = raw_token(&out);
-
-    let logins = grants(&idp, "password");
-    assert_eq!(logins.len(), 1);
-    assert_eq!(logins[0].form_value("otp"), Some("135791"));
-    assert!(idp.is_valid_token(&token));
-    assert_eq!(idp.active_sessions(ALICE), 1);
+            let logins = grants(&idp, "password");
+            assert_eq!(logins.len(), 1);
+            assert_eq!(logins[0].form_value("otp"), Some(code));
+            assert_eq!(
+                logins[0].form_value("client_id"),
+                Some(KEYCLOAK_PUBLIC_CLIENT)
+            );
+            assert_eq!(
+                logins[0].form_value("client_secret"),
+                None,
+                "ocp is a public client"
+            );
+            // Keycloak's API wants the access_token, the default outside PCD.
+            assert!(idp.is_valid_token(&token));
+            assert_eq!(
+                entry_token(&env.only_entry(), "access_token").as_deref(),
+                Some(token.as_str())
+            );
+            assert_eq!(idp.active_sessions(ALICE), 1);
+            // Nothing secret on stderr.
+            assert!(!stderr(&out).contains(code));
+        });
+    }
 }
 
 #[test]
@@ -185,7 +162,7 @@ fn keycloak_missing_or_wrong_otp_fails_with_keycloaks_reason() {
     let idp = FakeIdp::pcd();
     idp.add_user(alice_with_otp(&["111111"]));
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     // No code configured, not interactive: Keycloak's refusal, exit 3.
     let line = fails_with(&token_with_password(&env, &flags, &[]), 3);
@@ -217,7 +194,7 @@ fn keycloak_renews_by_refresh_without_a_new_session() {
     let idp = FakeIdp::pcd();
     idp.add_user(alice_with_otp(&["424242"]));
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     let out = run(token_cmd(&env, &flags, &[])
         .env("DEXCRED_PASSWORD", ALICE_PASSWORD)
@@ -256,7 +233,7 @@ fn heavy_keycloak_session_count_stays_at_one_over_100_sequential_runs() {
     idp.set_token_lifetime(Duration::from_secs(4));
     idp.set_keycloak_revoke_refresh_token(true);
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut runs = 0;
@@ -289,7 +266,7 @@ fn heavy_keycloak_session_count_stays_at_one_with_20_parallel_runs() {
     idp.set_token_lifetime(Duration::from_secs(8));
     idp.set_keycloak_revoke_refresh_token(true);
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     let wave = |n: usize| -> Vec<String> {
         let children: Vec<_> = (0..n)
@@ -325,7 +302,7 @@ fn heavy_keycloak_session_count_stays_at_one_with_20_parallel_runs() {
             .expect("expires_at")
             - 4;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while now_secs() < due {
+        while now() < due {
             assert!(Instant::now() < deadline, "token never became due");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -425,59 +402,131 @@ fn client_credentials_renew_by_asking_again_not_by_refresh() {
     assert_eq!(counts.refresh_grant, 0);
 }
 
-#[test]
-fn basic_service_error_description_reaches_the_one_error_line() {
-    let idp = FakeIdp::pcd();
-    let env = Env::new();
-
-    // 403 {"error":"Forbidden","errorDescription":"permission denied"}
-    idp.set_client_scopes(SERVICE_CLIENT, Some(&["openid"]));
-    let mut flags = basic_service(&idp);
-    let line = fails_with(&token_as_service(&env, &flags, &[]), 3);
-    assert!(line.contains("Forbidden: permission denied"), "{line}");
-    assert!(line.contains("403"), "{line}");
-
-    // 401 with a wrong secret: the server's own words, and a hint.
-    flags.truncate(flags.len() - 2);
-    flags.extend(["--scope".to_string(), "openid".to_string()]);
-    let out = run(token_cmd(&env, &flags, &[]).env("DEXCRED_CLIENT_SECRET", "wrong secret"));
-    let line = fails_with(&out, 3);
-    assert!(line.contains("invalid client credentials"), "{line}");
-    assert!(!line.contains("wrong secret"), "{line}");
-    assert!(env.cache_entries().is_empty());
+/// A refused or unusable answer, and what the one error line must say.
+struct FailureCase {
+    name: &'static str,
+    /// Arranges the server's side.
+    setup: fn(&FakeIdp),
+    flags: fn(&FakeIdp) -> Vec<String>,
+    extra: &'static [&'static str],
+    client_secret: &'static str,
+    code: i32,
+    says: &'static [&'static str],
+    never_says: &'static [&'static str],
+    /// Whether the answer was a login after all, which the cache keeps.
+    cached: bool,
 }
 
-#[test]
-fn an_html_error_page_becomes_one_line_with_its_title() {
-    let idp = FakeIdp::pcd();
-    let env = Env::new();
-    let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n\
+const FAILURES: &[FailureCase] = &[
+    FailureCase {
+        // 403 {"error":"Forbidden","errorDescription":"permission denied"}
+        name: "the Basic service's errorDescription",
+        setup: |idp| idp.set_client_scopes(SERVICE_CLIENT, Some(&["openid"])),
+        flags: basic_service,
+        extra: &[],
+        client_secret: SERVICE_CLIENT_SECRET,
+        code: 3,
+        says: &["Forbidden: permission denied", "403"],
+        never_says: &[],
+        cached: false,
+    },
+    FailureCase {
+        // 401 with a wrong secret: the server's own words, and a hint.
+        name: "a wrong secret at the Basic service",
+        setup: |_| {},
+        flags: |idp| {
+            let mut flags = basic_service(idp);
+            flags.truncate(flags.len() - 2);
+            flags.extend(["--scope".to_string(), "openid".to_string()]);
+            flags
+        },
+        extra: &[],
+        client_secret: "wrong secret",
+        code: 3,
+        says: &["invalid client credentials"],
+        never_says: &["wrong secret"],
+        cached: false,
+    },
+    FailureCase {
+        name: "an HTML error page becomes its title",
+        setup: |idp| {
+            let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n\
                 <body><center><h1>502 Bad Gateway</h1></center>\n<hr><center>nginx</center></body></html>\n";
-    idp.inject(Fault::new(
-        &format!("/auth/realms/{REALM}/protocol/openid-connect/token"),
-        1,
-        Reply::text(502, "text/html", page),
-    ));
-    let line = fails_with(&token_as_service(&env, &keycloak_service(&idp), &[]), 4);
-    assert!(line.contains("502 Bad Gateway"), "{line}");
-    assert!(!line.contains("<"), "{line}");
+            idp.inject(Fault::new(
+                &format!("/auth/realms/{REALM}/protocol/openid-connect/token"),
+                1,
+                Reply::text(502, "text/html", page),
+            ));
+        },
+        flags: keycloak_service,
+        extra: &[],
+        client_secret: SERVICE_CLIENT_SECRET,
+        code: 4,
+        says: &["502 Bad Gateway"],
+        never_says: &["<"],
+        cached: false,
+    },
+    FailureCase {
+        // Keycloak issues no id_token for client credentials without `openid`.
+        name: "--token-field id_token absent from a client-credentials answer",
+        setup: |_| {},
+        flags: keycloak_service,
+        extra: &["--token-field", "id_token"],
+        client_secret: SERVICE_CLIENT_SECRET,
+        code: 4,
+        says: &["no id_token", "--token-field"],
+        never_says: &[],
+        cached: true,
+    },
+    FailureCase {
+        name: "an issuer with a broken discovery document",
+        setup: |_| {},
+        flags: |idp| {
+            vec![
+                "--issuer".into(),
+                format!("{}/auth/realms/nope", idp.url()),
+                "--client-id".into(),
+                SERVICE_CLIENT.into(),
+            ]
+        },
+        extra: &[],
+        client_secret: SERVICE_CLIENT_SECRET,
+        code: 4,
+        says: &["discovery", "--issuer"],
+        never_says: &[],
+        cached: false,
+    },
+];
+
+#[test]
+fn a_refused_or_unusable_answer_is_one_line_naming_the_cause() {
+    for c in FAILURES {
+        case(c.name, || {
+            let idp = FakeIdp::pcd();
+            let env = Env::new();
+            (c.setup)(&idp);
+            let flags = (c.flags)(&idp);
+            let out =
+                run(token_cmd(&env, &flags, c.extra).env("DEXCRED_CLIENT_SECRET", c.client_secret));
+            let line = fails_with(&out, c.code);
+            for text in c.says {
+                assert!(line.contains(text), "{line}");
+            }
+            for text in c.never_says {
+                assert!(!line.contains(text), "{line}");
+            }
+            // A failed login leaves no cache entry behind.
+            assert_eq!(env.cache_entries().len(), usize::from(c.cached));
+        });
+    }
 }
 
 #[test]
-fn token_field_id_token_absent_from_a_client_credentials_response() {
+fn token_field_id_token_of_a_client_credentials_response_with_openid() {
     let idp = FakeIdp::pcd();
     let env = Env::new();
-    // Keycloak issues no id_token for client credentials without `openid`.
-    let out = token_as_service(
-        &env,
-        &keycloak_service(&idp),
-        &["--token-field", "id_token"],
-    );
-    let line = fails_with(&out, 4);
-    assert!(line.contains("no id_token"), "{line}");
-    assert!(line.contains("--token-field"), "{line}");
-
-    // With openid in scope it has one, and that is what is printed.
+    // With openid in scope Keycloak issues an id_token, and that is what is
+    // printed (without it: `a_refused_or_unusable_answer_…`).
     let out = token_as_service(
         &env,
         &keycloak_service(&idp),
@@ -496,7 +545,7 @@ fn token_field_id_token_absent_from_a_client_credentials_response() {
 fn token_formats_raw_header_json_share_one_cached_token() {
     let idp = FakeIdp::pcd();
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     let raw = raw_token(&token_with_password(&env, &flags, &["--format", "raw"]));
     let header = ok(&token_with_password(&env, &flags, &["--format", "header"]));
@@ -518,7 +567,7 @@ fn token_formats_raw_header_json_share_one_cached_token() {
     let real = read_entry(&env.only_entry())["access_token"]["expires_at"]
         .as_i64()
         .unwrap();
-    assert!(expiry_unix < real && expiry_unix > now_secs(), "{json}");
+    assert!(expiry_unix < real && expiry_unix > now(), "{json}");
     // One login served all three.
     assert_eq!(idp.counts().password_grant, 1);
     assert_eq!(idp.counts().total, 1);
@@ -585,7 +634,7 @@ fn kubectl_with_a_keycloak_password_and_otp_exec_entry() {
     let env = Env::new();
     // The exec entry of docs/providers.md, Keycloak section.
     let mut args: Vec<&str> = vec!["kubectl"];
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
     args.extend(flags.iter().map(String::as_str));
     args.extend(["--otp-command", "echo 314159"]);
     let plugin = ExecPlugin::new("dexcred", &args);
@@ -792,21 +841,6 @@ fn issuer_client_credentials_rediscover_when_the_saved_endpoint_is_gone() {
     );
 }
 
-#[test]
-fn issuer_with_a_broken_discovery_document_fails_clearly() {
-    let idp = FakeIdp::pcd();
-    let env = Env::new();
-    let flags: Vec<String> = vec![
-        "--issuer".into(),
-        format!("{}/auth/realms/nope", idp.url()),
-        "--client-id".into(),
-        SERVICE_CLIENT.into(),
-    ];
-    let line = fails_with(&token_as_service(&env, &flags, &[]), 4);
-    assert!(line.contains("discovery"), "{line}");
-    assert!(line.contains("--issuer"), "{line}");
-}
-
 // ---------------------------------------------------------------------------
 // Logout
 // ---------------------------------------------------------------------------
@@ -815,7 +849,7 @@ fn issuer_with_a_broken_discovery_document_fails_clearly() {
 fn logout_ends_the_keycloak_session_and_deletes_the_entry() {
     let idp = FakeIdp::pcd();
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
 
     let token = raw_token(&token_with_password(&env, &flags, &[]));
     assert_eq!(idp.active_sessions(ALICE), 1);
@@ -853,7 +887,7 @@ fn logout_ends_the_keycloak_session_and_deletes_the_entry() {
 fn logout_with_the_server_down_still_deletes_the_entry() {
     let idp = FakeIdp::pcd();
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
     raw_token(&token_with_password(&env, &flags, &[]));
     assert_eq!(env.cache_entries().len(), 1);
 
@@ -871,41 +905,51 @@ fn logout_with_the_server_down_still_deletes_the_entry() {
     assert!(env.cache_entries().is_empty());
 }
 
-#[test]
-fn logout_from_pcd_says_dex_has_no_logout_and_deletes_locally() {
-    let idp = FakeIdp::pcd();
-    let env = Env::new();
-    let flags: Vec<String> = vec!["--pcd".into(), idp.url(), "--username".into(), ALICE.into()];
-    raw_token(&token_with_password(&env, &flags, &[]));
-    assert_eq!(env.cache_entries().len(), 1);
-    let before = idp.counts().total;
-
-    let out = run(env.dexcred(["logout"]).args(&flags));
-    let text = ok(&out);
-    assert!(text.contains("Not logged out at the server"), "{text}");
-    assert!(text.contains("Dex has no logout"), "{text}");
-    assert!(text.contains("Deleted the cached tokens"), "{text}");
-    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
-    assert!(env.cache_entries().is_empty());
-    // Nothing was sent to the server.
-    assert_eq!(idp.counts().total, before);
-}
+/// A logout the server has no part in: (case, provider flags, the login,
+/// why the server is not asked).
+type LocalLogout = (
+    &'static str,
+    fn(&FakeIdp) -> Vec<String>,
+    fn(&Env, &[String], &[&str]) -> Output,
+    &'static str,
+);
 
 #[test]
-fn logout_of_a_client_credentials_entry_deletes_it_locally() {
-    let idp = FakeIdp::pcd();
-    let env = Env::new();
-    let flags = basic_service(&idp);
-    raw_token(&token_as_service(&env, &flags, &[]));
-    let before = idp.counts().total;
+fn logout_without_a_server_side_logout_deletes_locally_and_sends_nothing() {
+    let cases: [LocalLogout; 2] = [
+        (
+            "PCD: Dex has no logout",
+            |idp| vec!["--pcd".into(), idp.url(), "--username".into(), ALICE.into()],
+            token_with_password,
+            "Dex has no logout",
+        ),
+        (
+            "a client-credentials entry",
+            basic_service,
+            token_as_service,
+            "client-credentials",
+        ),
+    ];
+    for (name, flags, login, reason) in cases {
+        case(name, || {
+            let idp = FakeIdp::pcd();
+            let env = Env::new();
+            let flags = flags(&idp);
+            raw_token(&login(&env, &flags, &[]));
+            assert_eq!(env.cache_entries().len(), 1);
+            let before = idp.counts().total;
 
-    let out = run(env.dexcred(["logout"]).args(&flags));
-    let text = ok(&out);
-    assert!(text.contains("Not logged out at the server"), "{text}");
-    assert!(text.contains("client-credentials"), "{text}");
-    assert!(text.contains("Deleted the cached tokens"), "{text}");
-    assert!(env.cache_entries().is_empty());
-    assert_eq!(idp.counts().total, before);
+            let out = run(env.dexcred(["logout"]).args(&flags));
+            let text = ok(&out);
+            assert!(text.contains("Not logged out at the server"), "{text}");
+            assert!(text.contains(reason), "{text}");
+            assert!(text.contains("Deleted the cached tokens"), "{text}");
+            assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+            assert!(env.cache_entries().is_empty());
+            // Nothing was sent to the server.
+            assert_eq!(idp.counts().total, before);
+        });
+    }
 }
 
 #[test]
@@ -914,7 +958,7 @@ fn keycloak_asks_for_the_one_time_code_at_a_terminal() {
     let idp = FakeIdp::pcd();
     idp.add_user(alice_with_otp(&["777888"]));
     let env = Env::new();
-    let flags = keycloak_password(&idp);
+    let flags = keycloak_args(&idp);
     // script(1) gives dexcred a terminal; what we write to it is typed there.
     let cmdline = format!("dexcred token {}", flags.join(" "));
     let mut cmd = Command::new("script");

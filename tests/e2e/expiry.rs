@@ -5,12 +5,10 @@
 //! has already expired when it arrives must not be handed out or cached as
 //! servable.
 
-mod common;
-
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault, unsigned_jwt};
 use serde_json::json;
@@ -19,13 +17,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const EXEC_INFO: &str = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#;
 /// libfaketime, as Debian's `faketime` package installs it.
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
 
 fn token_cmd(env: &Env, idp: &FakeIdp, extra: &[&str]) -> Command {
     let mut cmd = env.dexcred(["token", "--pcd", &idp.url(), "--username", ALICE]);

@@ -1,12 +1,10 @@
 //! The standalone `fake-idp` binary: announcement line, counters endpoint,
 //! state file, shutdown on stdin EOF.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{get, post_form};
+use crate::common::{get, post_form};
 use dexcred_testkit::idp::DEX_CLIENT;
 use serde_json::Value;
 

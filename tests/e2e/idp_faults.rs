@@ -10,14 +10,12 @@
 //! generous deadline is killed and the test fails, instead of the suite
 //! hanging.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault, IdpConfig};
 use dexcred_testkit::tls::TestCa;

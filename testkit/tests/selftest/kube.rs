@@ -1,6 +1,6 @@
 //! The Kubernetes stub against the real kubectl binaries on this machine.
 //! (That real kubectl 1.27, 1.33 and the dispatcher list the stub's pods
-//! through dexcred is tested in tests/kubectl.rs.)
+//! through dexcred is tested in tests/e2e/kubectl.rs.)
 
 use std::path::Path;
 use std::process::{Command, Output};

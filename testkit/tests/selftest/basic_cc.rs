@@ -1,10 +1,8 @@
 //! The Basic client-credentials server of basic-auth-client-credentials.txt.
 
-mod common;
-
+use crate::common::{Resp, get, post_form, post_raw};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Resp, get, post_form, post_raw};
 use dexcred_testkit::form_encode;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault, SERVICE_CLIENT, SERVICE_CLIENT_SECRET};

@@ -497,8 +497,6 @@ fn invalid_invocations_exit_2_and_write_nothing() {
     assert!(!sb.path("home/.kube").exists());
 }
 
-mod common;
-
 /// The round trip: a kubeconfig written by `dexcred kubeconfig
 /// --write` (plain, and run as the kubectl plugin `kubectl dexcred
 /// kubeconfig`, as krew installs it) is used by real kubectl for
@@ -511,11 +509,11 @@ fn generated_kubeconfig_authenticates_real_kubectl_against_the_api_stub() {
     use dexcred_testkit::tls::TestCa;
 
     for via_plugin in [false, true] {
-        let env = common::Env::new();
+        let env = crate::common::Env::new();
         let idp = FakeIdp::pcd();
         let kube = KubeApi::start(idp.clone(), &TestCa::new());
         let kubeconfig = env.path().join("kubeconfig");
-        let kubectl = common::kubectl("1.33");
+        let kubectl = crate::common::kubectl("1.33");
         let flags = [
             "kubeconfig",
             "--pcd",

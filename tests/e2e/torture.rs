@@ -12,14 +12,12 @@
 //! (and so when it printed it). The three front ends share the one cache entry:
 //! kubectl's exec plugin, `token --format json` and the git helper.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::idp::FakeIdp;
 
 const WAVES: usize = 4;
@@ -29,13 +27,6 @@ const LIFETIME: Duration = Duration::from_secs(4);
 /// long enough for the whole wave to queue behind it.
 const IDP_DELAY: Duration = Duration::from_millis(150);
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
 
 /// The cached token's renewal time (start of its margin), computed by
 /// dexcred's own rule.

@@ -3,7 +3,7 @@
 //! is a test failure, never a skip), and check the "one line on stderr,
 //! nothing on stdout" rule for failures.
 //!
-//! Each test file includes this with `mod common;` and uses what it needs.
+//! Every module of the e2e binary uses what it needs with `use crate::common::*;`.
 #![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
@@ -336,4 +336,70 @@ pub fn run_bounded(cmd: &mut Command, deadline: Duration) -> Output {
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
     }
+}
+
+/// Runs one row of a table-driven test. A failure inside (any panic) is
+/// raised again naming the row, so the report says which case broke; the
+/// original message and location are printed first by the panic hook.
+pub fn case<T>(name: &str, check: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(value) => value,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            panic!("case {name:?} failed: {message}");
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, by the system clock (token lifetimes and
+/// expiry claims are in these).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Provider flags for alice at the fake PCD.
+pub fn pcd_args(idp: &dexcred_testkit::idp::FakeIdp) -> Vec<String> {
+    vec!["--pcd".into(), idp.url(), "--username".into(), ALICE.into()]
+}
+
+/// Provider flags for alice with Keycloak's password grant and the public
+/// client of the `ocp` realm.
+pub fn keycloak_args(idp: &dexcred_testkit::idp::FakeIdp) -> Vec<String> {
+    vec![
+        "--token-url".into(),
+        idp.keycloak_token_url("ocp"),
+        "--client-id".into(),
+        dexcred_testkit::idp::KEYCLOAK_PUBLIC_CLIENT.into(),
+        "--username".into(),
+        ALICE.into(),
+    ]
+}
+
+/// Creates a FIFO (mode 0600) at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+/// Every process's command line, as `ps -eo args` shows them, with its pid.
+pub fn all_command_lines() -> Vec<(u32, String)> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            lines.push((pid, String::from_utf8_lossy(&raw).replace('\0', " ")));
+        }
+    }
+    lines
 }

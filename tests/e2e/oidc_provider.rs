@@ -12,13 +12,11 @@
 //! node and the npm packages are required: a missing one fails the test
 //! (run `npm ci` in tests/oidc; `scripts/test.sh` does it for you).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// One running `node tests/oidc/server.mjs`; stops when dropped.

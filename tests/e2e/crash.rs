@@ -21,14 +21,12 @@
 //! timing, have an expected outcome of their own. Where the random kills
 //! landed is printed, not asserted.
 
-mod common;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault, User};
 

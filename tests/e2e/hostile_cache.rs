@@ -6,14 +6,12 @@
 //! panics, never hangs, never writes through a symlink, and never hands out
 //! a token from a file that others could have written.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::idp::FakeIdp;
 
 /// Generous: a hang is the failure being tested for, not slowness.
@@ -149,13 +147,6 @@ fn remove_any(path: &Path) {
         Ok(_) => std::fs::remove_file(path).expect("remove file"),
         Err(_) => {}
     }
-}
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0, "mkfifo {}", path.display());
 }
 
 #[test]

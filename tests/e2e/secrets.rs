@@ -12,13 +12,11 @@
 //! Separately: the password never appears on a command line that `ps`
 //! shows, and there is no `--password` flag to put it there.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{
     DEX_CLIENT, FakeIdp, Fault, KEYCLOAK_PUBLIC_CLIENT, SERVICE_CLIENT, SERVICE_CLIENT_SECRET, User,
@@ -38,7 +36,9 @@ const WRONG_CLIENT_SECRET: &str = "n0t-the:secret/&";
 const EXEC_INFO: &str = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#;
 
 /// Everything printed, and everything that must not be.
-struct Scan {
+struct Scan<'a> {
+    env: &'a Env,
+    idp: &'a FakeIdp,
     outputs: Vec<(String, Output)>,
     /// Never on stdout or stderr.
     secrets: BTreeSet<String>,
@@ -46,8 +46,8 @@ struct Scan {
     tokens: BTreeSet<String>,
 }
 
-impl Scan {
-    fn new() -> Scan {
+impl<'a> Scan<'a> {
+    fn new(env: &'a Env, idp: &'a FakeIdp) -> Scan<'a> {
         let mut secrets = BTreeSet::new();
         for s in [
             CAROL_PASSWORD,
@@ -62,34 +62,66 @@ impl Scan {
             secrets.insert(s.to_string());
         }
         Scan {
+            env,
+            idp,
             outputs: Vec::new(),
             secrets,
             tokens: BTreeSet::new(),
         }
     }
 
-    /// Runs `cmd` (feeding `input` on stdin), records its output, and
-    /// harvests new secrets from the cache and the IdP afterwards.
-    fn run(
-        &mut self,
-        label: &str,
-        cmd: &mut Command,
-        input: Option<&str>,
-        env: &Env,
-        idp: &FakeIdp,
-    ) -> Output {
+    /// Runs the step `label` (feeding `input` on stdin), records its
+    /// output, and harvests new secrets from the cache and the IdP
+    /// afterwards.
+    fn run(&mut self, label: &str, cmd: &mut Command, input: Option<&str>) -> Output {
         let out = spawn_with_input(cmd, input)
             .wait_with_output()
             .expect("wait");
-        self.harvest(env, idp);
+        self.harvest();
         self.outputs.push((label.to_string(), out.clone()));
         out
     }
 
+    /// A step that must succeed. Returns its stdout.
+    fn ok(&mut self, label: &str, cmd: &mut Command) -> String {
+        self.ok_with_input(label, cmd, None)
+    }
+
+    fn ok_with_input(&mut self, label: &str, cmd: &mut Command, input: Option<&str>) -> String {
+        let out = self.run(label, cmd, input);
+        assert!(
+            out.status.success(),
+            "{label}: expected success, got {:?}\nstderr: {}",
+            out.status.code(),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// A step that must fail with `code` under `-v`: nothing on stdout,
+    /// the error as the last stderr line (after the debug lines). Returns
+    /// that line.
+    fn fails(&mut self, label: &str, cmd: &mut Command, code: i32) -> String {
+        let out = self.run(label, cmd, None);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{label}: {err}");
+        assert!(out.stdout.is_empty(), "{label}: {}", stdout(&out));
+        let last = err.lines().last().unwrap_or_default().to_string();
+        assert!(last.starts_with("dexcred: "), "{label}: {err}");
+        last
+    }
+
+    /// A step against a server that echoes secrets: a refused login (3)
+    /// whose error line shows where a secret was blanked.
+    fn fails_redacted(&mut self, label: &str, cmd: &mut Command) {
+        let line = self.fails(label, cmd, 3);
+        assert!(line.contains("[redacted]"), "{label}: {line}");
+    }
+
     /// Collects the secrets and tokens now in the cache and in the IdP's
     /// request log.
-    fn harvest(&mut self, env: &Env, idp: &FakeIdp) {
-        for path in env.cache_entries() {
+    fn harvest(&mut self) {
+        for path in self.env.cache_entries() {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
@@ -106,7 +138,7 @@ impl Scan {
                 self.secrets.insert(s.expose().to_string());
             }
         }
-        for request in idp.requests() {
+        for request in self.idp.requests() {
             for (key, value) in &request.form {
                 if matches!(
                     key.as_str(),
@@ -124,7 +156,7 @@ impl Scan {
                 }
             }
         }
-        if let Some(s) = idp.client_secret(DEX_CLIENT) {
+        if let Some(s) = self.idp.client_secret(DEX_CLIENT) {
             self.secrets.insert(s);
         }
     }
@@ -168,17 +200,6 @@ impl Scan {
     }
 }
 
-/// A failure under `-v`: the exit code, nothing on stdout, and the error
-/// as the last stderr line (after the debug lines). Returns that line.
-fn fails_verbose(out: &Output, code: i32) -> String {
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
-    assert!(out.stdout.is_empty(), "{}", stdout(out));
-    let err = stderr(out);
-    let last = err.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("dexcred: "), "{err}");
-    last
-}
-
 /// A secret as sent, and form-encoded (how a careless log would show it).
 fn encoded_forms(secret: &str) -> Vec<String> {
     let form: String = url_form(secret);
@@ -203,9 +224,17 @@ fn token_parts(token: &str) -> Vec<&str> {
     parts
 }
 
+/// `dexcred <sub> -v` as carol at the PCD, without a password.
 fn pcd(env: &Env, idp: &FakeIdp, sub: &[&str]) -> Command {
     let mut cmd = env.dexcred(sub);
     cmd.args(["-v", "--pcd", &idp.url(), "--username", CAROL]);
+    cmd
+}
+
+/// The same with carol's right password in the environment.
+fn pcd_pw(env: &Env, idp: &FakeIdp, sub: &[&str]) -> Command {
+    let mut cmd = pcd(env, idp, sub);
+    cmd.env("DEXCRED_PASSWORD", CAROL_PASSWORD);
     cmd
 }
 
@@ -225,174 +254,117 @@ fn git_request(token: Option<&str>) -> String {
     s
 }
 
+/// An `error_description` repeating `secrets` as Go's HTML-safe JSON
+/// encoder and form encoding write them.
+fn dex_echo(secrets: &[&str]) -> String {
+    let mut description = String::from("you sent:");
+    for s in secrets {
+        let json = serde_json::to_string(s).unwrap();
+        let go = json
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
+        description.push_str(&format!(" {} {}", &go[1..go.len() - 1], url_form(s)));
+    }
+    format!(r#"{{"error":"invalid_request","error_description":"{description}"}}"#)
+}
+
 #[test]
 fn no_flow_prints_a_secret_even_with_verbose() {
     let idp = FakeIdp::pcd();
     idp.add_user(User::new(CAROL, CAROL_PASSWORD));
     idp.add_user(User::new(BOB, BOB_PASSWORD).with_otp(&OTP_CODES));
     let env = Env::new();
-    let mut scan = Scan::new();
-    let pw = ("DEXCRED_PASSWORD", CAROL_PASSWORD);
+    let mut scan = Scan::new(&env, &idp);
 
     // PCD: login, cache hit, refresh, refused refresh → password.
-    let out = scan.run(
-        "login",
-        pcd(&env, &idp, &["login"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
+    scan.ok("login", &mut pcd_pw(&env, &idp, &["login"]));
     let entry = entry_of(&env, CAROL);
-    let out = scan.run(
-        "cache hit",
-        pcd(&env, &idp, &["token"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
+    let out = scan.run("cache hit", &mut pcd_pw(&env, &idp, &["token"]), None);
     ok(&out);
     assert!(stderr(&out).contains("cache hit"), "{}", stderr(&out));
     age_tokens(&entry, -30);
-    let out = scan.run(
+    scan.ok(
         "refresh (token --format json)",
-        pcd(&env, &idp, &["token", "--format", "json"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
+        &mut pcd_pw(&env, &idp, &["token", "--format", "json"]),
     );
-    ok(&out);
     assert_eq!(idp.counts().refresh_grant, 1);
     idp.revoke_refresh_tokens(CAROL);
     age_tokens(&entry, -30);
-    let out = scan.run(
+    scan.ok(
         "refused refresh → password (kubectl)",
-        pcd(&env, &idp, &["kubectl"])
-            .env(pw.0, pw.1)
-            .env("KUBERNETES_EXEC_INFO", EXEC_INFO),
-        None,
-        &env,
-        &idp,
+        pcd_pw(&env, &idp, &["kubectl"]).env("KUBERNETES_EXEC_INFO", EXEC_INFO),
     );
-    ok(&out);
     assert_eq!(idp.counts().password_grant, 2);
 
     // git: get (Bearer and Basic), erase of the token just handed out,
     // and the renewal that follows.
-    let helper = |env: &Env, action: &str| {
+    let helper = |action: &str| {
         let mut cmd = Command::new(env.bin_dir().join("git-credential-dexcred"));
         env.apply(&mut cmd);
         cmd.args(["-v", "--git-host", "git.example.com", "--pcd", &idp.url()])
             .args(["--username", CAROL, action])
-            .env(pw.0, pw.1);
+            .env("DEXCRED_PASSWORD", CAROL_PASSWORD);
         cmd
     };
-    let out = scan.run(
-        "git get",
-        &mut helper(&env, "get"),
-        Some(&git_request(None)),
-        &env,
-        &idp,
-    );
-    let answer = ok(&out);
+    let answer = scan.ok_with_input("git get", &mut helper("get"), Some(&git_request(None)));
     let token = answer
         .lines()
         .find_map(|l| l.strip_prefix("credential="))
         .expect("bearer credential")
         .to_string();
-    let out = scan.run(
-        "git get (basic)",
-        &mut helper(&env, "get"),
-        Some("protocol=https\nhost=git.example.com\n\n"),
-        &env,
-        &idp,
-    );
-    assert!(ok(&out).contains("password="));
-    let out = scan.run(
-        "git erase",
-        &mut helper(&env, "erase"),
-        Some(&git_request(Some(&token))),
-        &env,
-        &idp,
-    );
-    ok(&out);
+    let basic = "protocol=https\nhost=git.example.com\n\n";
+    let answer = scan.ok_with_input("git get (basic)", &mut helper("get"), Some(basic));
+    assert!(answer.contains("password="), "git get (basic): {answer}");
+    let erase = git_request(Some(&token));
+    scan.ok_with_input("git erase", &mut helper("erase"), Some(&erase));
     assert_eq!(read_entry(&entry)["rejected"], true);
-    let out = scan.run(
-        "git get after erase",
-        &mut helper(&env, "get"),
-        Some(&git_request(None)),
-        &env,
-        &idp,
-    );
-    ok(&out);
+    let get = git_request(None);
+    scan.ok_with_input("git get after erase", &mut helper("get"), Some(&get));
     assert_eq!(
         idp.counts().refresh_grant,
         3,
         "the refused one, the first refresh, and the renewal after erase"
     );
 
-    // Errors. A wrong password after the session ended:
+    // Errors. A wrong password after the session ended, from the
+    // environment, a password file and a password command:
     idp.revoke_refresh_tokens(CAROL);
     age_tokens(&entry, -30);
-    let out = scan.run(
-        "wrong password",
-        pcd(&env, &idp, &["token"]).env("DEXCRED_PASSWORD", WRONG_PASSWORD),
-        None,
-        &env,
-        &idp,
-    );
-    fails_verbose(&out, 3);
-    // …from a password file and a password command:
     let pw_file = env.path().join("pw");
     std::fs::write(&pw_file, format!("{WRONG_PASSWORD}\nmetadata\n")).unwrap();
-    let out = scan.run(
-        "wrong password (file)",
-        pcd(&env, &idp, &["token"])
-            .arg("--password-file")
-            .arg(&pw_file),
-        None,
-        &env,
-        &idp,
-    );
-    fails_verbose(&out, 3);
-    let out = scan.run(
-        "wrong password (command)",
-        pcd(&env, &idp, &["token"])
-            .arg("--password-command")
-            .arg(format!("cat '{}'", pw_file.display())),
-        None,
-        &env,
-        &idp,
-    );
-    fails_verbose(&out, 3);
+    let pw_command = format!("cat '{}'", pw_file.display());
+    let pw_file = pw_file.display().to_string();
+    let wrong_passwords: [(&str, &[&str], Option<&str>); 3] = [
+        ("wrong password", &[], Some(WRONG_PASSWORD)),
+        (
+            "wrong password (file)",
+            &["--password-file", &pw_file],
+            None,
+        ),
+        (
+            "wrong password (command)",
+            &["--password-command", &pw_command],
+            None,
+        ),
+    ];
+    for (label, args, var) in wrong_passwords {
+        let mut cmd = pcd(&env, &idp, &["token"]);
+        cmd.args(args);
+        if let Some(password) = var {
+            cmd.env("DEXCRED_PASSWORD", password);
+        }
+        scan.fails(label, &mut cmd, 3);
+    }
     // A server that echoes everything it was sent, in every encoding a
     // real server might use, on the refresh and on the login:
-    let out = scan.run(
-        "relogin",
-        pcd(&env, &idp, &["token"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
+    scan.ok("relogin", &mut pcd_pw(&env, &idp, &["token"]));
     age_tokens(&entry, -30);
     let refresh_token = read_entry(&entry)["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
     let client_secret = idp.client_secret(DEX_CLIENT).unwrap();
-    let echo = |secrets: &[&str]| {
-        let mut description = String::from("you sent:");
-        for s in secrets {
-            let json = serde_json::to_string(s).unwrap();
-            let go = json
-                .replace('<', "\\u003c")
-                .replace('>', "\\u003e")
-                .replace('&', "\\u0026");
-            description.push_str(&format!(" {} {}", &go[1..go.len() - 1], url_form(s)));
-        }
-        format!(r#"{{"error":"invalid_request","error_description":"{description}"}}"#)
-    };
     // Each answer echoes what its own request carried: first the refresh,
     // then the password login it falls back to.
     for sent in [
@@ -402,18 +374,10 @@ fn no_flow_prints_a_secret_even_with_verbose() {
         idp.inject(Fault::new(
             "/dex/token",
             1,
-            Reply::text(400, "application/json", echo(&sent)),
+            Reply::text(400, "application/json", dex_echo(&sent)),
         ));
     }
-    let out = scan.run(
-        "echoing Dex",
-        pcd(&env, &idp, &["token"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    let line = fails_verbose(&out, 3);
-    assert!(line.contains("[redacted]"), "{line}");
+    scan.fails_redacted("echoing Dex", &mut pcd_pw(&env, &idp, &["token"]));
     // Keystone (Python: non-ASCII as \u00e9) echoing the password, on a
     // first login.
     std::fs::remove_file(&entry).unwrap();
@@ -426,69 +390,40 @@ fn no_flow_prints_a_secret_even_with_verbose() {
         1,
         Reply::text(401, "application/json", python),
     ));
-    let out = scan.run(
-        "echoing Keystone",
-        pcd(&env, &idp, &["token"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    let line = fails_verbose(&out, 3);
-    assert!(line.contains("[redacted]"), "{line}");
-    let out = scan.run(
-        "login again",
-        pcd(&env, &idp, &["login"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
+    scan.fails_redacted("echoing Keystone", &mut pcd_pw(&env, &idp, &["token"]));
+    scan.ok("login again", &mut pcd_pw(&env, &idp, &["login"]));
 
     // Keycloak with a one-time code, by discovery.
     let issuer = format!("{}/auth/realms/ocp", idp.url());
-    let kc = |env: &Env, sub: &str| {
+    let kc = |sub: &str| {
         let mut cmd = env.dexcred([sub, "-v", "--issuer", &issuer]);
         cmd.args(["--client-id", KEYCLOAK_PUBLIC_CLIENT, "--username", BOB])
             .env("DEXCRED_PASSWORD", BOB_PASSWORD);
         cmd
     };
-    let out = scan.run(
+    scan.ok(
         "keycloak login (otp)",
-        kc(&env, "token").env("DEXCRED_OTP", OTP_CODES[0]),
-        None,
-        &env,
-        &idp,
+        kc("token").env("DEXCRED_OTP", OTP_CODES[0]),
     );
-    ok(&out);
-    let bob_entry = entry_of(&env, BOB);
-    age_tokens(&bob_entry, -30);
-    let out = scan.run("keycloak refresh", &mut kc(&env, "token"), None, &env, &idp);
-    ok(&out);
-    let out = scan.run("keycloak logout", &mut kc(&env, "logout"), None, &env, &idp);
-    assert!(ok(&out).contains("Logged out"), "{}", stdout(&out));
-    let out = scan.run(
+    age_tokens(&entry_of(&env, BOB), -30);
+    scan.ok("keycloak refresh", &mut kc("token"));
+    let text = scan.ok("keycloak logout", &mut kc("logout"));
+    assert!(text.contains("Logged out"), "keycloak logout: {text}");
+    scan.fails(
         "keycloak reused otp",
-        kc(&env, "token").env("DEXCRED_OTP", OTP_CODES[0]),
-        None,
-        &env,
-        &idp,
+        kc("token").env("DEXCRED_OTP", OTP_CODES[0]),
+        3,
     );
-    fails_verbose(&out, 3);
-    let out = scan.run(
+    let otp_command = format!("echo {}", OTP_CODES[1]);
+    scan.ok(
         "keycloak otp command",
-        kc(&env, "token")
-            .arg("--otp-command")
-            .arg(format!("echo {}", OTP_CODES[1])),
-        None,
-        &env,
-        &idp,
+        kc("token").args(["--otp-command", &otp_command]),
     );
-    ok(&out);
 
     // Client credentials with the secret in HTTP Basic. The failing runs
     // use a cache of their own, so no live token can be served instead.
     let cc_errors = env.path().join("cc-errors");
-    let cc = |env: &Env, secret: &str| {
+    let cc = |secret: &str| {
         let mut cmd = env.dexcred(["token", "-v", "--format", "json"]);
         cmd.args(["--token-url", &idp.client_credentials_url()])
             .args(["--client-id", SERVICE_CLIENT, "--client-auth", "basic-raw"])
@@ -496,24 +431,12 @@ fn no_flow_prints_a_secret_even_with_verbose() {
             .env("DEXCRED_CLIENT_SECRET", secret);
         cmd
     };
-    let out = scan.run(
-        "client credentials",
-        &mut cc(&env, SERVICE_CLIENT_SECRET),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
-    let out = scan.run(
+    scan.ok("client credentials", &mut cc(SERVICE_CLIENT_SECRET));
+    scan.fails(
         "wrong client secret",
-        cc(&env, WRONG_CLIENT_SECRET)
-            .arg("--cache-dir")
-            .arg(&cc_errors),
-        None,
-        &env,
-        &idp,
+        cc(WRONG_CLIENT_SECRET).arg("--cache-dir").arg(&cc_errors),
+        3,
     );
-    fails_verbose(&out, 3);
     idp.inject(Fault::new(
         "/api/id/v1/auth/token",
         1,
@@ -526,70 +449,25 @@ fn no_flow_prints_a_secret_even_with_verbose() {
             ),
         ),
     ));
-    let out = scan.run(
+    scan.fails_redacted(
         "echoing client-credentials server",
-        cc(&env, SERVICE_CLIENT_SECRET)
-            .arg("--cache-dir")
-            .arg(&cc_errors),
-        None,
-        &env,
-        &idp,
+        cc(SERVICE_CLIENT_SECRET).arg("--cache-dir").arg(&cc_errors),
     );
-    let line = fails_verbose(&out, 3);
-    assert!(line.contains("[redacted]"), "{line}");
 
     // status (table and JSON) and logout.
-    let out = scan.run(
-        "status",
-        &mut env.dexcred(["status", "-v"]),
-        None,
-        &env,
-        &idp,
-    );
-    assert!(ok(&out).contains(CAROL));
-    let out = scan.run(
+    let table = scan.ok("status", &mut env.dexcred(["status", "-v"]));
+    assert!(table.contains(CAROL), "status: {table}");
+    let text = scan.ok(
         "status --json",
         &mut env.dexcred(["status", "--json", "-v"]),
-        None,
-        &env,
-        &idp,
     );
-    let rows: serde_json::Value = serde_json::from_str(&ok(&out)).expect("status JSON");
+    let rows: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
     assert!(rows.as_array().is_some_and(|r| r.len() == 3), "{rows}");
-    let out = scan.run(
-        "logout",
-        pcd(&env, &idp, &["logout"]).env(pw.0, pw.1),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
-    let out = scan.run(
-        "logout --all",
-        &mut env.dexcred(["logout", "--all", "-v"]),
-        None,
-        &env,
-        &idp,
-    );
-    ok(&out);
+    scan.ok("logout", &mut pcd_pw(&env, &idp, &["logout"]));
+    scan.ok("logout --all", &mut env.dexcred(["logout", "--all", "-v"]));
     assert!(env.cache_entries().is_empty());
 
     scan.check();
-}
-
-/// Every process's command line, as `ps -eo args` shows them.
-fn all_command_lines() -> Vec<(u32, String)> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&raw).replace('\0', " ");
-            lines.push((pid, text));
-        }
-    }
-    lines
 }
 
 /// How a password is supplied: a label, extra arguments, an environment

@@ -1,11 +1,9 @@
 //! Keycloak flavour (OCP IAM): password + OTP, refresh, client_credentials,
 //! sessions, logout, revoke, discovery.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Resp, get, post_form};
+use crate::common::{Resp, get, post_form};
 use dexcred_testkit::idp::{
     ALICE, ALICE_PASSWORD, FakeIdp, KEYCLOAK_PUBLIC_CLIENT as OCP, SERVICE_CLIENT,
     SERVICE_CLIENT_SECRET, User, decode_payload,

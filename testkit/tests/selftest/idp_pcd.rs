@@ -1,11 +1,9 @@
 //! PCD flavour: Keystone, resmgr dexclients and Dex, checked against the
 //! status codes, bodies and refresh rules of pcd-auth.md.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Resp, get, post_form, post_raw};
+use crate::common::{Resp, get, post_form, post_raw};
 use dexcred_testkit::idp::{
     ALICE, ALICE_PASSWORD, DEX_CLIENT, FakeIdp, IdpConfig, OTHER_DEX_CLIENT, decode_payload,
 };

@@ -4,15 +4,13 @@
 //! the fake PCD (Keystone → Dex) behind it; plus the helper protocol's edge
 //! cases fed to `dexcred git` directly.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::git::{AuthScheme, GitAuth, GitServer};
 use dexcred_testkit::idp::FakeIdp;
 
@@ -297,13 +295,6 @@ fn assert_basic(map: &BTreeMap<String, String>, username: &str, token: &str) {
     assert_eq!(map["username"], username);
     assert_eq!(map["password"], token);
     assert_future_expiry(map);
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
 }
 
 fn assert_future_expiry(map: &BTreeMap<String, String>) {

@@ -8,13 +8,11 @@
 //! The binary packaged is this test run's dexcred, stripped as the release
 //! profile strips it (a release build would take minutes here).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

@@ -8,15 +8,13 @@
 //! Every process here is the real dexcred binary against the fake IdP; the
 //! prompts run on a real pseudo-terminal.
 
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dexcred_testkit::http::Reply;
 use dexcred_testkit::idp::{FakeIdp, Fault};
 

@@ -3,32 +3,15 @@
 //! usage errors, and the binary's other names as real kubectl and git find
 //! them on PATH.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
-use dexcred_testkit::idp::{FakeIdp, KEYCLOAK_PUBLIC_CLIENT, User, decode_payload};
+use crate::common::*;
+use dexcred_testkit::idp::{FakeIdp, User, decode_payload};
 use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers
-
-fn pcd_args(idp: &FakeIdp) -> Vec<String> {
-    vec!["--pcd".into(), idp.url(), "--username".into(), ALICE.into()]
-}
-
-fn keycloak_args(idp: &FakeIdp) -> Vec<String> {
-    vec![
-        "--token-url".into(),
-        idp.keycloak_token_url("ocp"),
-        "--client-id".into(),
-        KEYCLOAK_PUBLIC_CLIENT.into(),
-        "--username".into(),
-        ALICE.into(),
-    ]
-}
 
 /// `dexcred <command> <provider args>` with the password in the environment.
 fn with_password(env: &Env, command: &str, provider: &[String]) -> Output {
@@ -746,7 +729,7 @@ fn kubectl_finds_the_plugin_for_status_login_and_logout() {
     let env = Env::new();
     for version in ["dispatcher", "1.27"] {
         let kubectl = |args: &[&str]| -> Output {
-            let mut cmd = Command::new(common::kubectl(version));
+            let mut cmd = Command::new(crate::common::kubectl(version));
             env.apply(&mut cmd);
             cmd.arg("dexcred").args(args);
             run(&mut cmd)
@@ -760,7 +743,7 @@ fn kubectl_finds_the_plugin_for_status_login_and_logout() {
         let mut login_args = vec!["login"];
         let provider = pcd_args(&idp);
         login_args.extend(provider.iter().map(String::as_str));
-        let mut cmd = Command::new(common::kubectl(version));
+        let mut cmd = Command::new(crate::common::kubectl(version));
         env.apply(&mut cmd);
         cmd.arg("dexcred")
             .args(&login_args)
@@ -781,7 +764,7 @@ fn kubectl_finds_the_plugin_for_status_login_and_logout() {
     }
     assert_eq!(idp.counts().password_grant, 2);
 
-    let mut cmd = Command::new(common::kubectl("1.33"));
+    let mut cmd = Command::new(crate::common::kubectl("1.33"));
     env.apply(&mut cmd);
     let list = ok(&run(cmd.args(["plugin", "list"])));
     assert!(

@@ -11,51 +11,27 @@
 //! - 11: no directory is created inside another user's directory (`sudo -E`).
 //! - 13: invalid input fails with exit 2 before any request.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use dexcred_testkit::git::{AuthScheme, GitAuth, GitServer};
 use dexcred_testkit::http::{Handler, Reply, Request, Server};
-use dexcred_testkit::idp::{FakeIdp, Fault, KEYCLOAK_PUBLIC_CLIENT, User};
+use dexcred_testkit::idp::{FakeIdp, Fault, User};
 
 /// Longest any single run may take before the test calls it hung. Not a
 /// speed assertion: a healthy run takes a fraction of it.
 const HANG_DEADLINE: Duration = Duration::from_secs(60);
-
-fn pcd_args(idp: &FakeIdp) -> Vec<String> {
-    vec!["--pcd".into(), idp.url(), "--username".into(), ALICE.into()]
-}
-
-fn keycloak_args(idp: &FakeIdp) -> Vec<String> {
-    vec![
-        "--token-url".into(),
-        idp.keycloak_token_url("ocp"),
-        "--client-id".into(),
-        KEYCLOAK_PUBLIC_CLIENT.into(),
-        "--username".into(),
-        ALICE.into(),
-    ]
-}
 
 fn host_of(url: &str) -> String {
     url.trim_start_matches("http://")
         .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_owned()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
 }
 
 /// Runs `cmd` with `input` on stdin, ignoring a pipe the program closed
@@ -75,12 +51,6 @@ fn run_with_input(cmd: &mut Command, input: &str) -> Output {
     let out = child.wait_with_output().expect("wait for command");
     writer.join().expect("stdin writer");
     out
-}
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().expect("utf-8 path")).expect("no NUL");
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
 // ---------------------------------------------------------------------------
@@ -584,8 +554,13 @@ const SECRET_VARS: [(&str, &str); 5] = [
     ("DEXCRED_SUBJECT_TOKEN", "st-value-5"),
 ];
 
-fn assert_env_dump_clean(dump: &Path) {
-    let text = std::fs::read_to_string(dump).expect("the command ran and dumped its env");
+fn assert_env_dump_clean(dump: &Path, run: &Output) {
+    let text = std::fs::read_to_string(dump).unwrap_or_else(|e| {
+        panic!(
+            "the command did not dump its env ({e}); dexcred said: {}",
+            stderr(run)
+        )
+    });
     assert!(text.contains("MARKER=visible"), "the dump works: {text}");
     for (name, value) in SECRET_VARS {
         assert!(!text.contains(name), "{name} inherited: {text}");
@@ -611,8 +586,8 @@ fn password_and_otp_commands_do_not_inherit_secret_variables() {
     for (name, value) in SECRET_VARS.iter().skip(1) {
         cmd.env(name, value);
     }
-    let _ = run_bounded(&mut cmd, HANG_DEADLINE);
-    assert_env_dump_clean(&dump);
+    let out = run_bounded(&mut cmd, HANG_DEADLINE);
+    assert_env_dump_clean(&dump, &out);
 
     // --otp-command with the password (and the others but the OTP) set.
     let dump = env.path().join("otp-env");

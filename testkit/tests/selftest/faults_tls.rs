@@ -1,13 +1,11 @@
 //! Injected faults, HTTPS trust situations, and HTTP framing with curl.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Resp, agent, agent_with_timeout, post_form, tls_agent, try_post_form};
+use crate::common::{Resp, agent, agent_with_timeout, post_form, tls_agent, try_post_form};
 use dexcred_testkit::http::{Handler, Reply, Request, Server};
 use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD, DEX_CLIENT, FakeIdp, Fault, IdpConfig};
 use dexcred_testkit::tls::TestCa;

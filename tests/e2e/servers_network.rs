@@ -13,8 +13,6 @@
 //!   tests/oidc_provider.rs);
 //! - HTTPS_PROXY / NO_PROXY through a real tinyproxy (item 18).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,9 +20,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use dexcred_testkit::http::{Reply, Request, Server};
 use dexcred_testkit::idp::{
     ALICE, ALICE_PASSWORD, FakeIdp, Fault, IdpConfig, KEYCLOAK_PUBLIC_CLIENT, SERVICE_CLIENT,
