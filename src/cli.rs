@@ -28,6 +28,9 @@ pub const VERSION: &str = concat!(
 pub const DEFAULT_USER_DOMAIN: &str = "Default";
 pub const DEFAULT_TIMEOUT: u64 = 30;
 pub const DEFAULT_LOCK_TIMEOUT: u64 = 60;
+/// Default of `--login-timeout`: how long a browser or device-code login
+/// may take (a person reads, types a password, maybe a second factor).
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 300;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -117,6 +120,12 @@ pub enum GrantArg {
     Password,
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
+    /// Browser login: authorization code with PKCE and a loopback redirect
+    #[value(name = "authorization_code", alias = "authorization-code")]
+    AuthorizationCode,
+    /// Device authorization grant (RFC 8628): a code to enter on another device
+    #[value(name = "device_code", alias = "device-code")]
+    DeviceCode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -338,6 +347,36 @@ pub struct ProviderArgs {
         help_heading = "Connection"
     )]
     pub lock_timeout: u64,
+
+    /// Longest wait for a browser or device-code login to complete, in seconds
+    #[arg(
+        long,
+        env = "DEXCRED_LOGIN_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = DEFAULT_LOGIN_TIMEOUT,
+        value_parser = parse_seconds,
+        help_heading = "Browser and device login"
+    )]
+    pub login_timeout: u64,
+
+    /// Loopback address for the browser redirect, e.g. 127.0.0.1:8000 (repeatable, tried in order) [default: 127.0.0.1 on a free port]
+    #[arg(
+        long = "listen-address",
+        env = "DEXCRED_LISTEN_ADDRESS",
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        help_heading = "Browser and device login"
+    )]
+    pub listen_addresses: Vec<String>,
+
+    /// Command that opens the login URL (appended as its last argument) [default: $BROWSER, xdg-open or open]
+    #[arg(
+        long,
+        env = "DEXCRED_BROWSER_COMMAND",
+        value_name = "CMD",
+        help_heading = "Browser and device login"
+    )]
+    pub browser_command: Option<String>,
 
     /// Renew now (refresh token first, like an expired entry) instead of using the cache
     #[arg(

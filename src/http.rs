@@ -29,6 +29,11 @@ const SECRET_FIELDS: &[&str] = &[
     "otp",
     "totp",
     "token",
+    // Browser and device logins: the authorization code, the PKCE verifier
+    // and the device code each buy tokens on their own.
+    "code",
+    "code_verifier",
+    "device_code",
 ];
 
 /// How server-supplied text is shortened before it reaches the user.

@@ -73,7 +73,14 @@ pub fn get_token(config: &Config, credentials: &Credentials) -> Result<Issued> {
     }
 
     log.debug(|| "renewal needed; locking the cache entry".to_string());
-    let lock = config.store.lock(&config.key, config.lock_timeout)?;
+    // Interim, until the separate login lock lands: a login that needs a
+    // person holds this lock for up to --login-timeout, so its waiters wait
+    // that long on top of --lock-timeout instead of failing by the dozen.
+    let wait = match config.provider() {
+        Ok(p) if p.login_needs_person(credentials) => config.login_timeout + config.lock_timeout,
+        _ => config.lock_timeout,
+    };
+    let lock = config.store.lock(&config.key, wait)?;
     let current = reload(config)?;
     if let Some(entry) = &current {
         let renewed_meanwhile = entry.token(config.field).map(|t| &t.value) != seen.as_ref();
@@ -121,7 +128,7 @@ fn renew(
     // Without a refresh token, a login that cannot get a password fails
     // here, before any certificate store is loaded or request made.
     if refresh_token.is_none()
-        && let Some(error) = cannot_log_in(provider.as_ref(), credentials)
+        && let Some(error) = cannot_log_in(config, provider.as_ref(), credentials)
     {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
@@ -169,7 +176,7 @@ fn renew(
         }
     }
 
-    if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
+    if let Some(error) = cannot_log_in(config, provider.as_ref(), credentials) {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
     login(config, &ctx, provider.as_ref(), lock, &working)
@@ -177,10 +184,21 @@ fn renew(
 }
 
 /// Why a login cannot happen in this run: the provider needs a password
-/// and there is no way to get one.
-fn cannot_log_in(provider: &dyn Provider, credentials: &Credentials) -> Option<Error> {
+/// and there is no way to get one, or a person (browser, device code) and
+/// nobody is there — decided before a browser starts or a request is sent.
+fn cannot_log_in(
+    config: &Config,
+    provider: &dyn Provider,
+    credentials: &Credentials,
+) -> Option<Error> {
     if provider.login_needs_password() {
         credentials.password_unavailable()
+    } else if provider.login_needs_person(credentials) && !crate::login::person_present(credentials)
+    {
+        Some(crate::login::nobody_there(
+            &config.account,
+            &config.login_command(),
+        ))
     } else {
         None
     }

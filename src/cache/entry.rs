@@ -90,6 +90,12 @@ pub struct Endpoints {
     pub revocation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_session: Option<String>,
+    /// Where the browser is sent for `--grant authorization_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// RFC 8628 `device_authorization_endpoint` for `--grant device_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization: Option<String>,
 }
 
 /// One cache file.

@@ -227,16 +227,14 @@ impl TokenError {
     }
 }
 
-/// POSTs a token request and parses a successful answer.
-pub fn token_request(
-    ctx: &Context<'_>,
-    endpoint: &str,
-    client_id: &str,
-    auth: &ClientAuth,
-    fields: &[(&str, &str)],
-) -> std::result::Result<Grant, TokenError> {
-    let mut form: Vec<(&str, &str)> = fields.to_vec();
-    let basic = match auth {
+/// Adds the client's identity to a form the way `auth` says: form fields,
+/// or the HTTP Basic pair to send (returned).
+pub fn add_client_auth<'a>(
+    form: &mut Vec<(&'a str, &'a str)>,
+    client_id: &'a str,
+    auth: &'a ClientAuth,
+) -> Option<(&'a str, &'a str)> {
+    match auth {
         ClientAuth::None => {
             form.push(("client_id", client_id));
             None
@@ -247,7 +245,19 @@ pub fn token_request(
             None
         }
         ClientAuth::Basic(secret) => Some((client_id, secret.expose())),
-    };
+    }
+}
+
+/// POSTs a token request and parses a successful answer.
+pub fn token_request(
+    ctx: &Context<'_>,
+    endpoint: &str,
+    client_id: &str,
+    auth: &ClientAuth,
+    fields: &[(&str, &str)],
+) -> std::result::Result<Grant, TokenError> {
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    let basic = add_client_auth(&mut form, client_id, auth);
     let response = ctx
         .http
         .post_form(endpoint, &form, basic)
@@ -274,7 +284,7 @@ struct RawTokenResponse {
 
 /// `expires_in` is a JSON number by RFC 6749, but some servers send a
 /// string or a float; accept those rather than fail a working login.
-fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
+pub fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<i64>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(d)?;
@@ -424,6 +434,14 @@ pub trait Provider {
     /// Whether `login` needs the user's password (so a missing password
     /// source is worth reporting before any request is made).
     fn login_needs_password(&self) -> bool;
+
+    /// Whether a login needs a person at the keyboard (a browser, a device
+    /// code): such a login is refused up front in a run nobody watches, and
+    /// processes waiting for it wait as long as a person may take.
+    fn login_needs_person(&self, credentials: &Credentials) -> bool {
+        let _ = credentials;
+        false
+    }
 
     /// Whether renewals should use the refresh token at all.
     fn uses_refresh_tokens(&self) -> bool {
