@@ -13,7 +13,23 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   exit 1
 fi
 
-if [ -f tests/oidc/package-lock.json ] && [ ! -d tests/oidc/node_modules ]; then
+# Interactive-login tests (tests/oidc/browser.mjs) drive Debian's Chromium
+# through playwright-core; browser downloads do not work here, so it comes
+# from apt. CI runs this as root on a fresh machine.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  fi
+  [ -x /usr/bin/chromium ] || {
+    echo "test.sh: /usr/bin/chromium is required (apt-get install chromium) but could not be installed" >&2
+    exit 1
+  }
+fi
+
+# Install (again) when node_modules is missing or no longer matches
+# package.json, e.g. after playwright-core was added to an existing checkout.
+if [ -f tests/oidc/package-lock.json ] && ! (cd tests/oidc && npm ls --all >/dev/null 2>&1); then
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
