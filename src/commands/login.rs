@@ -39,6 +39,12 @@ fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<Str
         .clone()
         .or(claims.preferred_username.clone())
         .or(config.key.username.clone())
+        // A browser or device login names no user up front; the id_token's
+        // subject is who logged in.
+        .or(claims
+            .sub
+            .clone()
+            .filter(|_| config.key.username.is_none() && entry.id_token.is_some()))
         .unwrap_or_else(|| config.key.client_id.clone());
     let mut out = format!("Logged in to {} as {who}\n", config.key.url);
     let mut row = |label: &str, value: String| {

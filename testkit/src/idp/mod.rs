@@ -11,6 +11,7 @@
 //! | Dex | `POST /dex/token`, `GET /dex/.well-known/openid-configuration` |
 //! | Keycloak | `/auth/realms/{realm}/protocol/openid-connect/{token,logout,revoke}`, `/auth/realms/{realm}/.well-known/openid-configuration` (also without `/auth`) |
 //! | Basic client credentials | `POST /api/id/v1/auth/token` |
+//! | SSO issuer (browser and device logins) | `/sso/{authorize,token,device/code,revoke}`, `/sso/.well-known/openid-configuration` |
 //! | testkit counters | `GET /_testkit/counts` (JSON [`Counts`]) |
 
 mod basic_cc;
@@ -19,6 +20,7 @@ mod dex;
 mod jwt;
 mod keycloak;
 mod keystone;
+mod sso;
 mod state;
 
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ pub use config::{
     Lifetimes, OTHER_DEX_CLIENT, RecordedRequest, SERVICE_CLIENT, SERVICE_CLIENT_SECRET, User,
 };
 pub use jwt::decode_payload;
+pub use sso::{BrowserMode, DeviceAnswer};
 
 use crate::http::{Handler, Reply, Request, Server};
 use crate::util::{lock, random_token};
@@ -291,6 +294,39 @@ impl FakeIdp {
             .count()
     }
 
+    /// `{url}/sso`: the issuer for browser and device logins.
+    pub fn sso_issuer(&self) -> String {
+        format!("{}/sso", self.url())
+    }
+
+    /// What the SSO authorization endpoint does with the next requests.
+    pub fn set_browser_mode(&self, mode: BrowserMode) {
+        self.state().sso.browser = mode;
+    }
+
+    /// Answers for the next device-code polls, in order (then: approve).
+    pub fn script_device(&self, answers: &[DeviceAnswer]) {
+        self.state().sso.script = answers.iter().copied().collect();
+    }
+
+    /// `interval` and `expires_in` of device authorizations (default 5 and
+    /// 600 seconds).
+    pub fn set_device_timing(&self, interval_secs: u64, expires_in_secs: u64) {
+        let mut state = self.state();
+        state.sso.interval = interval_secs;
+        state.sso.expires_in = expires_in_secs;
+    }
+
+    /// Leave the id_token out of SSO refresh responses (as Keycloak may).
+    pub fn set_omit_id_token_on_refresh(&self, omit: bool) {
+        self.state().sso.omit_id_token_on_refresh = omit;
+    }
+
+    /// When each device-code poll arrived.
+    pub fn device_poll_times(&self) -> Vec<std::time::Instant> {
+        self.state().sso.poll_times.clone()
+    }
+
     /// Request counters.
     pub fn counts(&self) -> Counts {
         self.state().counts.clone()
@@ -362,6 +398,7 @@ fn route(state: &mut State, req: &Request) -> Reply {
         "/dex/token" => dex::token(state, req),
         "/dex/.well-known/openid-configuration" => dex::discovery(state),
         "/api/id/v1/auth/token" => basic_cc::token(state, req),
+        p if p.starts_with("/sso/") => sso::route(state, req, &p["/sso/".len()..]),
         p if p.starts_with("/api/id/") => basic_cc::not_found(),
         "/_testkit/counts" => Reply::json(200, &serde_json::json!(state.counts)),
         _ => match keycloak::parse_path(path) {

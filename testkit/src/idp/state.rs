@@ -107,6 +107,8 @@ pub(crate) struct State {
     pub counts: Counts,
     pub faults: Vec<Fault>,
     pub requests: Vec<RecordedRequest>,
+    /// The browser/device-login issuer under `/sso`.
+    pub sso: super::sso::SsoState,
 }
 
 impl State {
@@ -134,6 +136,7 @@ impl State {
             counts: Counts::default(),
             faults: Vec::new(),
             requests: Vec::new(),
+            sso: super::sso::SsoState::default(),
         };
         for user in config.users {
             state.add_user(user);
@@ -364,7 +367,11 @@ impl RequestKind {
         if path.ends_with("/protocol/openid-connect/revoke") {
             return RequestKind::Revoke;
         }
+        if path == "/sso/revoke" {
+            return RequestKind::Revoke;
+        }
         let token_endpoint = path == "/dex/token"
+            || path == "/sso/token"
             || path == "/api/id/v1/auth/token"
             || path.ends_with("/protocol/openid-connect/token");
         if !token_endpoint {
