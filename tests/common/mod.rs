@@ -16,6 +16,7 @@ pub use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD};
 
 /// The real OpenID Connect server and browser for interactive logins.
 pub mod oidc;
+pub mod pty;
 
 /// The dexcred binary built for this test run.
 pub fn dexcred_bin() -> PathBuf {
