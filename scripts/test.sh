@@ -27,6 +27,10 @@ if [ ! -x /usr/bin/chromium ]; then
   }
 fi
 
+# The browser and device-login tests run dexcred at a pseudo-terminal with
+# script(1) from util-linux (Debian: bsdutils, always installed).
+command -v script >/dev/null || { echo "test.sh: script (util-linux) is required" >&2; exit 1; }
+
 # Install (again) when node_modules is missing or no longer matches
 # package.json, e.g. after playwright-core was added to an existing checkout.
 if [ -f tests/oidc/package-lock.json ] && ! (cd tests/oidc && npm ls --all >/dev/null 2>&1); then
