@@ -353,3 +353,38 @@ fn a_refresh_without_id_token_keeps_the_old_one_only_while_it_lives() {
     assert_ne!(renewed.trim(), first.trim());
     assert_eq!(w.browser_runs().len(), 2);
 }
+
+#[test]
+fn the_browser_gets_neither_our_secrets_nor_our_stdout() {
+    let w = World::new();
+    w.idp
+        .add_client("kube-sso-confidential", Some("client-secret-value-123"));
+    // A browser that reports its environment and chats on stdout.
+    let env_dump = w.env.path().join("browser-env");
+    let script = format!(
+        "#!/bin/sh\nenv > '{}'\necho BROWSER-STDOUT\nexec curl -sS -L -o /dev/null --max-time 30 \"$1\"\n",
+        env_dump.display()
+    );
+    let chatty = w.env.bin_dir().join("chatty-browser");
+    std::fs::write(&chatty, script).unwrap();
+    std::fs::set_permissions(&chatty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut flags = w.flags("authorization_code");
+    flags[3] = "kube-sso-confidential".into();
+    flags[7] = "chatty-browser".into();
+    let (out, printed) = w.at_terminal(
+        &with(&["token"], &flags),
+        &[
+            ("DEXCRED_CLIENT_SECRET", "client-secret-value-123"),
+            ("DEXCRED_PASSWORD", "password-value-456"),
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(
+        printed.trim(),
+        entry_token(&w.env.only_entry(), "access_token").unwrap()
+    );
+    let seen = std::fs::read_to_string(&env_dump).expect("the browser ran");
+    assert!(seen.contains("HOME="), "{seen}");
+    assert!(!seen.contains("client-secret-value-123"), "{seen}");
+    assert!(!seen.contains("password-value-456"), "{seen}");
+}

@@ -389,6 +389,74 @@ mod tests {
         }
     }
 
+    #[test]
+    fn unrelated_requests_are_answered_404_and_the_redirect_is_awaited() {
+        use std::io::{Read, Write};
+        let listener = Listener::bind(&[], Log::default()).unwrap();
+        let addr = listener
+            .redirect_uri()
+            .trim_start_matches("http://")
+            .to_string();
+        let client = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            for target in ["/favicon.ico", "/?unrelated=1", "/?code=C1&state=S"] {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                answers.push(answer);
+            }
+            answers
+        });
+        let settings = Settings {
+            listen: vec![],
+            browser_command: None,
+            timeout: std::time::Duration::from_secs(30),
+        };
+        let deadline = Instant::now() + settings.timeout;
+        let (code, tab) = wait_for_redirect(&listener, deadline, "S", &settings).unwrap();
+        assert_eq!(code.expose(), "C1");
+        tab.reply(200, "Logged in", "You may close this tab.");
+        let answers = client.join().unwrap();
+        assert!(answers[0].starts_with("HTTP/1.1 404"), "{}", answers[0]);
+        assert!(answers[1].starts_with("HTTP/1.1 404"), "{}", answers[1]);
+        assert!(
+            answers[2].contains("You may close this tab."),
+            "{}",
+            answers[2]
+        );
+    }
+
+    #[test]
+    fn a_tampered_redirect_is_answered_and_ends_the_wait() {
+        use std::io::{Read, Write};
+        let listener = Listener::bind(&[], Log::default()).unwrap();
+        let addr = listener
+            .redirect_uri()
+            .trim_start_matches("http://")
+            .to_string();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(s, "GET /?code=C1&state=evil HTTP/1.1\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        });
+        let settings = Settings {
+            listen: vec![],
+            browser_command: None,
+            timeout: std::time::Duration::from_secs(30),
+        };
+        let deadline = Instant::now() + settings.timeout;
+        let e = wait_for_redirect(&listener, deadline, "S", &settings)
+            .err()
+            .unwrap();
+        assert!(e.message().contains("state does not match"), "{e}");
+        let answer = client.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(!answer.contains("C1"), "the code is not echoed: {answer}");
+    }
+
     fn grant_with_id_token(claims: serde_json::Value) -> Grant {
         Grant {
             id_token: Some(StoredToken {
