@@ -230,12 +230,11 @@ fn nobody_there_means_no_browser_no_request_and_exit_3() {
     assert!(env.cache_entries().is_empty());
 }
 
-#[test]
-fn ten_processes_on_an_empty_cache_open_one_browser_window() {
-    let server = OidcServer::start();
-    // The person takes a while: longer than --lock-timeout, so the waiters
-    // must wait for the login rather than give up.
-    let browser = Browser::new("login", &[]);
+/// Ten `dexcred token` processes started together at one terminal on an
+/// empty cache; the person takes longer than `--lock-timeout` (1 s), so the
+/// waiters must wait for the login instead of giving up. Returns what the
+/// terminal showed; asserts all ten printed the one cached token.
+fn ten_at_once(server: &OidcServer, grant: &str, browser: &Browser) -> String {
     let slow = browser.dir().join("slow-browser");
     std::fs::write(
         &slow,
@@ -247,7 +246,7 @@ fn ten_processes_on_an_empty_cache_open_one_browser_window() {
     .unwrap();
     std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let env = Env::new();
-    let mut flags = flags(&server, "authorization_code", &browser);
+    let mut flags = flags(server, grant, browser);
     let last = flags.len() - 1;
     flags[last] = slow.display().to_string();
     flags.extend(["--lock-timeout".to_string(), "1".to_string()]);
@@ -268,13 +267,32 @@ fn ten_processes_on_an_empty_cache_open_one_browser_window() {
     let token = access_token(&env);
     assert!(tokens.iter().all(|t| *t == token), "{tokens:?}\n{shown}");
     assert_eq!(browser.starts(), 1, "{shown}");
+    shown
+}
+
+#[test]
+fn ten_processes_on_an_empty_cache_open_one_browser_window() {
+    let server = OidcServer::start();
+    let browser = Browser::new("login", &[]);
+    let shown = ten_at_once(&server, "authorization_code", &browser);
     assert_eq!(server.count(&["authorization_code"]), 1);
     assert_eq!(server.count(&["requests", "GET /auth"]), 1);
+    assert_eq!(server.count(&["requests", "POST /token"]), 1);
     assert_eq!(
         shown.matches("log in with your browser").count(),
         1,
         "{shown}"
     );
+}
+
+#[test]
+fn ten_processes_on_an_empty_cache_get_one_device_code() {
+    let server = OidcServer::start();
+    let browser = Browser::new("device", &[]);
+    let shown = ten_at_once(&server, "device_code", &browser);
+    assert_eq!(server.count(&["device_authorization"]), 1);
+    assert_eq!(server.count(&["device_code"]), 1);
+    assert_eq!(shown.matches("enter the code").count(), 1, "{shown}");
 }
 
 #[test]
