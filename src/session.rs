@@ -11,8 +11,9 @@
 //!    is what makes N simultaneous cold starts cost one request.
 //! 3. **Refresh** with the refresh token. On success the entry (with the
 //!    rotated refresh token) is saved before anything else happens.
-//! 4. If the server rejected the refresh, **log in** again (password or
-//!    client credentials), when a password can be had.
+//! 4. If the server rejected the refresh, **log in** again (password,
+//!    client credentials, or a browser/device login), when a password can
+//!    be had or a person is there to log in.
 //! 5. If renewal failed but the old token has not actually expired yet (it
 //!    is only inside its margin), serve it with a warning rather than fail.
 //!

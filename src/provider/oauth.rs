@@ -351,18 +351,7 @@ impl OAuth {
     ) -> Logout {
         let mut form = fields.to_vec();
         let auth = self.client_auth();
-        let basic = match &auth {
-            ClientAuth::None => {
-                form.push(("client_id", &self.client_id));
-                None
-            }
-            ClientAuth::Post(s) => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", s.expose()));
-                None
-            }
-            ClientAuth::Basic(s) => Some((self.client_id.as_str(), s.expose())),
-        };
+        let basic = super::add_client_auth(&mut form, &self.client_id, &auth);
         match ctx.http.post_form(url, &form, basic) {
             Ok(r) if r.is_success() => Logout::Ended(format!("{done} at {url}")),
             Ok(r) => Logout::Failed(format!("{} refused: {}", r.what, r.reason())),
