@@ -150,6 +150,76 @@ fn browser_login_then_token_and_kubectl_use_the_cache_without_another_prompt() {
 }
 
 #[test]
+fn after_a_chromium_login_real_kubectl_and_git_need_no_further_prompt() {
+    use dexcred_testkit::git::{GitAuth, GitServer};
+    use dexcred_testkit::idp::FakeIdp;
+    use dexcred_testkit::kube::KubeApi;
+    use dexcred_testkit::tls::TestCa;
+
+    let server = OidcServer::start();
+    let browser = Browser::new("login", &[]);
+    let env = Env::new();
+    let flags = flags(&server, "authorization_code", &browser);
+    assert_ok(&at_terminal(&env, "login", &flags, &[]).0);
+    let token = access_token(&env);
+    // The cluster and the git server trust this provider's tokens.
+    let trust = FakeIdp::pcd();
+    trust.trust_token(&token, &server.username(), Duration::from_secs(600));
+    let kube = KubeApi::start(trust.clone(), &TestCa::new());
+    let git = GitServer::start(trust.clone(), None, GitAuth::default());
+    let requests = server.counts()["requests"].clone();
+
+    // The kubeconfig dexcred writes (interactiveMode IfAvailable), used by
+    // kubectl 1.32 without a terminal.
+    let mut args = words(&["kubeconfig"], &flags);
+    args.extend([
+        "--server".to_string(),
+        kube.url(),
+        "--cluster-certificate-authority".into(),
+    ]);
+    args.push(kube.ca_pem_path().display().to_string());
+    let kubeconfig = env.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        ok(&run_bounded(
+            &mut env.dexcred(&args),
+            Duration::from_secs(30),
+        )),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(kubectl("1.32"));
+    env.apply(&mut cmd);
+    cmd.arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods"]);
+    let listed = ok(&run_bounded(&mut cmd, Duration::from_secs(60)));
+    assert!(listed.lines().any(|l| l.starts_with("demo ")), "{listed}");
+    assert!(kube.seen_tokens().contains(&token));
+
+    // git 2.47 through the credential helper, GIT_TERMINAL_PROMPT=0.
+    let mut cmd = std::process::Command::new(git_new());
+    env.apply(&mut cmd);
+    cmd.current_dir(env.path())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "credential.helper="])
+        .arg("-c")
+        .arg(format!(
+            "credential.helper=!dexcred git {}",
+            shell_line(&flags)
+        ))
+        .args(["clone", "-q", &git.repo_url(), "repo"]);
+    let out = run_bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert_eq!(
+        server.counts()["requests"],
+        requests,
+        "no request to the provider"
+    );
+    assert_eq!(browser.starts(), 1, "no second window");
+}
+
+#[test]
 fn an_expired_token_is_refreshed_silently_with_the_rotated_refresh_token() {
     let server = OidcServer::start();
     let browser = Browser::new("login", &[]);

@@ -258,6 +258,14 @@ impl FakeIdp {
         self.state().is_valid_token(token)
     }
 
+    /// Makes a token issued by another (real) identity provider valid here
+    /// for `lifetime`, for user `username`: lets the Kubernetes stub and the
+    /// git server stand in for servers that trust that provider.
+    pub fn trust_token(&self, token: &str, username: &str, lifetime: Duration) {
+        self.state()
+            .remember_token(token, Some(username), lifetime, None);
+    }
+
     /// The user an access/id token was issued to (`None` for unknown tokens
     /// and client-credentials tokens).
     pub fn token_user(&self, token: &str) -> Option<String> {
