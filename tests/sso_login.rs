@@ -388,3 +388,32 @@ fn the_browser_gets_neither_our_secrets_nor_our_stdout() {
     assert!(!seen.contains("client-secret-value-123"), "{seen}");
     assert!(!seen.contains("password-value-456"), "{seen}");
 }
+
+#[test]
+fn git_at_a_terminal_logs_in_through_the_browser_itself() {
+    let w = World::new();
+    let server = GitServer::start(w.idp.clone(), None, GitAuth::default());
+    let helper = format!(
+        "credential.helper=!dexcred git {}",
+        w.flags("authorization_code").join(" ")
+    );
+    let git = git_new().display().to_string();
+    let dest = w.env.path().join("repo").display().to_string();
+    let words = [
+        git.as_str(),
+        "-c",
+        "credential.helper=",
+        "-c",
+        &helper,
+        "clone",
+        "-q",
+        &server.repo_url(),
+        &dest,
+    ];
+    let out = in_terminal(&w.env, &words, &[("GIT_CONFIG_GLOBAL", "/dev/null")], None);
+    let shown = transcript(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("log in with your browser"), "{shown}");
+    assert_eq!(w.browser_runs().len(), 1);
+    assert!(std::path::Path::new(&dest).join(".git").exists());
+}
