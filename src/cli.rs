@@ -359,7 +359,7 @@ pub struct ProviderArgs {
     )]
     pub login_timeout: u64,
 
-    /// Loopback address for the browser redirect, e.g. 127.0.0.1:8000 (repeatable, tried in order) [default: 127.0.0.1 on a free port]
+    /// Loopback address for the browser redirect, e.g. 127.0.0.1:8000 (repeatable, tried in order; comma-separated in the env var) [default: 127.0.0.1 on a free port]
     #[arg(
         long = "listen-address",
         env = "DEXCRED_LISTEN_ADDRESS",
