@@ -8,7 +8,7 @@
 //! - [`session`] is the use case: cache hit, or lock → re-read → renew;
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
-//!   [`http`];
+//!   [`http`]; [`login`] runs the browser and device-code logins;
 //! - [`jwt`], [`secret`], [`files`], [`child`], [`log`] and [`error`]
 //!   support all of them.
 
@@ -26,6 +26,7 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
+pub mod login;
 pub mod protocol;
 pub mod provider;
 pub mod proxy;

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod browser_login;
 mod cli;
 mod crash;
 mod exchange;
@@ -20,9 +21,11 @@ mod idp_faults;
 mod kubeconfig;
 mod kubectl;
 mod locks;
+mod oidc_interactive;
 mod oidc_provider;
 mod packaging;
 mod providers;
 mod secrets;
 mod servers_network;
+mod sso_login;
 mod torture;
