@@ -975,46 +975,9 @@ struct TerminalRun {
 /// given, it is typed on the terminal once the screen shows "Password for"
 /// and the terminal's echo is off (the program is reading a secret).
 fn run_on_terminal(cmd: &mut Command, input: &[u8], typed: Option<&str>) -> TerminalRun {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
+    use std::os::fd::AsRawFd;
 
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty writes two new descriptors, which we own from here.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both are open descriptors nobody else owns.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
-        // SAFETY: plain fcntl on descriptors we own. CLOEXEC keeps other
-        // tests' children from holding the terminal open; non-blocking lets
-        // the loop below poll the master.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    // SAFETY: as above.
-    unsafe {
-        let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let slave_fd = slave.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let (master, slave) = crate::common::pty::attach_new_pty(cmd);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -90,6 +90,18 @@ fn authenticated(server: &GitServer) -> Vec<dexcred_testkit::git::AuthEvent> {
         .collect()
 }
 
+/// git failed after reaching `server` (`reached` says how it got there),
+/// and `server` saw no credentials.
+fn reached_but_got_nothing(bin: &Path, out: &Output, server: &GitServer, reached: &str) {
+    assert!(!out.status.success(), "{bin:?}: {}", stderr(out));
+    assert!(!server.auth_log().is_empty(), "{bin:?}: {reached}");
+    assert!(
+        authenticated(server).is_empty(),
+        "{bin:?}: {:?}",
+        server.auth_log()
+    );
+}
+
 /// A server that redirects every request to `target` (same path and query),
 /// as a compromised or misconfigured trusted git server could.
 fn redirector(target: String) -> Server {
@@ -171,13 +183,7 @@ fn git_gives_no_token_to_a_second_host_or_a_redirect_target() {
             &config,
             &["ls-remote", &format!("{}/repo.git", bouncer.url())],
         );
-        assert!(!out.status.success(), "{bin:?}: {}", stderr(&out));
-        assert!(!other.auth_log().is_empty(), "git followed the redirect");
-        assert!(
-            authenticated(&other).is_empty(),
-            "{bin:?}: {:?}",
-            other.auth_log()
-        );
+        reached_but_got_nothing(&bin, &out, &other, "git followed the redirect");
 
         // Unscoped helper with --git-host: the trusted host works…
         other.clear_auth_log();
@@ -191,26 +197,11 @@ fn git_gives_no_token_to_a_second_host_or_a_redirect_target() {
         assert!(!authenticated(&trusted).is_empty());
         // …a second host answering 401 gets nothing…
         let out = ls(format!("{}/repo.git", other.url()));
-        assert!(!out.status.success(), "{bin:?}: {}", stderr(&out));
-        assert!(
-            authenticated(&other).is_empty(),
-            "{bin:?}: {:?}",
-            other.auth_log()
-        );
-        assert!(
-            !other.auth_log().is_empty(),
-            "git did reach the second host"
-        );
+        reached_but_got_nothing(&bin, &out, &other, "git did reach the second host");
         // …and neither does the host a trusted one redirects to.
         other.clear_auth_log();
         let out = ls(format!("{}/repo.git", bouncer.url()));
-        assert!(!out.status.success(), "{bin:?}: {}", stderr(&out));
-        assert!(!other.auth_log().is_empty(), "git followed the redirect");
-        assert!(
-            authenticated(&other).is_empty(),
-            "{bin:?}: {:?}",
-            other.auth_log()
-        );
+        reached_but_got_nothing(&bin, &out, &other, "git followed the redirect");
     }
 }
 

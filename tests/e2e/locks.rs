@@ -67,6 +67,17 @@ fn kill(mut child: Child) {
     let _ = child.wait();
 }
 
+/// Runs `cmd`, which must print the `cached` token and warn saying each of
+/// `says` (why it did not wait for a renewal).
+fn serves_with_a_warning(cmd: &mut Command, cached: &str, says: &[&str]) {
+    let out = run_bounded(cmd, DEADLINE);
+    assert_eq!(ok(&out).trim(), cached);
+    let warning = warnings(&out);
+    for text in says {
+        assert!(warning.contains(text), "{text:?}: {}", stderr(&out));
+    }
+}
+
 /// The warning lines of a successful run.
 fn warnings(out: &Output) -> String {
     stderr(out)
@@ -103,13 +114,10 @@ fn a_lock_held_by_a_stuck_refresh_serves_the_still_valid_token_with_a_warning() 
     // B gives up waiting and serves the token that is still valid.
     let mut b = with_password(token_cmd(&env, &idp));
     b.args(["--lock-timeout", "1"]);
-    let out = run_bounded(&mut b, DEADLINE);
-    assert_eq!(ok(&out).trim(), cached);
-    let warning = warnings(&out);
-    assert!(
-        warning.contains("--lock-timeout") && warning.contains("using the cached token"),
-        "{}",
-        stderr(&out)
+    serves_with_a_warning(
+        &mut b,
+        &cached,
+        &["--lock-timeout", "using the cached token"],
     );
 
     // Once the token has really expired there is nothing to serve: one
@@ -162,14 +170,7 @@ fn the_pcd_login_runs_under_the_login_lock_not_the_entry_lock() {
     // still-valid token with a warning that names the login lock.
     let mut b = with_password(token_cmd(&env, &idp));
     b.args(["--lock-timeout", "1"]);
-    let out = run_bounded(&mut b, DEADLINE);
-    assert_eq!(ok(&out).trim(), cached);
-    let warning = warnings(&out);
-    assert!(
-        warning.contains(".login") && warning.contains("logging in"),
-        "{}",
-        stderr(&out)
-    );
+    serves_with_a_warning(&mut b, &cached, &[".login", "logging in"]);
     assert_eq!(
         idp.counts().password_grant,
         1,
@@ -256,41 +257,7 @@ struct OnTerminal {
 
 impl OnTerminal {
     fn start(cmd: &mut Command) -> OnTerminal {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        use std::os::unix::process::CommandExt;
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two new descriptors, which we own from here.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both are open descriptors nobody else owns.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        // SAFETY: plain fcntl on a descriptor we own: CLOEXEC keeps other
-        // tests' children from holding the terminal; non-blocking lets us
-        // poll the screen.
-        unsafe {
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-            let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-        let slave_fd = slave.as_raw_fd();
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let (master, slave) = crate::common::pty::attach_new_pty(cmd);
         let stdin = slave.try_clone().expect("dup pty");
         cmd.stdin(Stdio::from(stdin))
             .stdout(Stdio::piped())
@@ -441,25 +408,13 @@ fn while_a_person_types_a_password_other_runs_are_not_held_up() {
     // still-valid token at once, saying why.
     let mut pipeline = token_cmd(&env, &idp);
     pipeline.args(["--lock-timeout", "3600"]);
-    let out = run_bounded(&mut pipeline, DEADLINE);
-    assert_eq!(ok(&out).trim(), cached);
-    assert!(
-        warnings(&out).contains("no password is available"),
-        "{}",
-        stderr(&out)
-    );
+    serves_with_a_warning(&mut pipeline, &cached, &["no password is available"]);
 
     // One that could log in waits for the person's login (bounded by its
     // own lock timeout) rather than start a second one.
     let mut other = with_password(token_cmd(&env, &idp));
     other.args(["--lock-timeout", "1"]);
-    let out = run_bounded(&mut other, DEADLINE);
-    assert_eq!(ok(&out).trim(), cached);
-    assert!(
-        warnings(&out).contains("--login-timeout"),
-        "{}",
-        stderr(&out)
-    );
+    serves_with_a_warning(&mut other, &cached, &["--login-timeout"]);
     assert_eq!(idp.counts().total, 0, "no request while the person types");
 
     // The person answers: one login, whose token everyone then shares.

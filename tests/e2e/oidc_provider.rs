@@ -12,103 +12,32 @@
 //! node and the npm packages are required: a missing one fails the test
 //! (run `npm ci` in tests/oidc; `scripts/test.sh` does it for you).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::Output;
 
+use crate::common::oidc::{OidcServer, http_agent};
 use crate::common::*;
 use serde_json::Value;
 
-/// One running `node tests/oidc/server.mjs`; stops when dropped.
-struct OidcServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    issuer: String,
-    info: Value,
-    /// Holds the server's stderr (`log`), shown when it fails to start.
-    _dir: tempfile::TempDir,
+/// What these interop tests ask of the server beyond `common::oidc`: a
+/// counter that must exist, and two requests another client would make.
+trait Interop {
+    fn counter(&self, what: &str) -> i64;
+    fn refresh_directly(&self, client_id: &str, refresh_token: &str) -> (u16, Value);
+    fn active(&self, which: &str, token: &str) -> bool;
 }
 
-impl OidcServer {
-    fn start() -> OidcServer {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        let node = Command::new("node").arg("--version").output();
-        assert!(
-            node.as_ref().is_ok_and(|o| o.status.success()),
-            "node is required for the OpenID Connect interop tests but could not be run: {node:?}"
-        );
-        assert!(
-            dir.join("node_modules/oidc-provider/package.json").exists(),
-            "the oidc-provider npm package is missing: run `npm ci` in {}",
-            dir.display()
-        );
-        let log_dir = tempfile::tempdir().expect("temp dir");
-        let log = log_dir.path().join("server.log");
-        let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("create server log"))
-            .spawn()
-            .expect("start node tests/oidc/server.mjs");
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("server stdout"))
-            .read_line(&mut line)
-            .expect("read the server's first line");
-        assert!(
-            !line.is_empty(),
-            "tests/oidc/server.mjs exited before printing its URL:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        let info: Value = serde_json::from_str(&line).expect("server line is JSON");
-        let issuer = info["issuer"].as_str().expect("issuer").to_string();
-        OidcServer {
-            child,
-            stdin,
-            issuer,
-            info,
-            _dir: log_dir,
-        }
-    }
-
-    fn client(&self, which: &str) -> (String, String) {
-        let c = &self.info["clients"][which];
-        (
-            c["id"].as_str().expect("client id").to_string(),
-            c["secret"].as_str().unwrap_or_default().to_string(),
-        )
-    }
-
-    fn username(&self) -> String {
-        self.info["username"]
-            .as_str()
-            .expect("username")
-            .to_string()
-    }
-
-    fn password(&self) -> String {
-        self.info["password"]
-            .as_str()
-            .expect("password")
-            .to_string()
-    }
-
-    fn counts(&self) -> Value {
-        let (status, body) = get(&format!("{}/_test/counts", self.issuer));
-        assert_eq!(status, 200);
-        serde_json::from_str(&body).expect("counts JSON")
-    }
-
-    fn count(&self, what: &str) -> i64 {
-        self.counts()[what].as_i64().unwrap_or(-1)
+impl Interop for OidcServer {
+    fn counter(&self, what: &str) -> i64 {
+        let counts = self.counts();
+        counts[what]
+            .as_i64()
+            .unwrap_or_else(|| panic!("the server counts no {what:?}: {counts}"))
     }
 
     /// A refresh_token grant sent directly, as another client would.
     fn refresh_directly(&self, client_id: &str, refresh_token: &str) -> (u16, Value) {
         let (status, body) = post(
-            &format!("{}/token", self.issuer),
+            &self.endpoint("/token"),
             &[
                 ("grant_type", "refresh_token"),
                 ("client_id", client_id),
@@ -122,7 +51,7 @@ impl OidcServer {
     fn active(&self, which: &str, token: &str) -> bool {
         let (id, secret) = self.client(which);
         let (status, body) = post(
-            &format!("{}/token/introspection", self.issuer),
+            &self.endpoint("/token/introspection"),
             &[
                 ("client_id", &id),
                 ("client_secret", &secret),
@@ -135,37 +64,8 @@ impl OidcServer {
     }
 }
 
-impl Drop for OidcServer {
-    fn drop(&mut self) {
-        // Closing stdin makes the server exit; kill is the fallback.
-        drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn get(url: &str) -> (u16, String) {
-    let mut r = agent().get(url).call().expect("GET");
-    let body = r.body_mut().read_to_string().expect("body");
-    (r.status().as_u16(), body)
-}
-
 fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let mut r = agent()
+    let mut r = http_agent()
         .post(url)
         .send_form(form.iter().copied())
         .expect("POST");
@@ -227,8 +127,8 @@ fn discovery_and_client_credentials_with_client_secret_post() {
     ];
 
     let token = raw_token(&client_token(&env, &flags, &secret));
-    assert_eq!(server.count("discovery"), 1);
-    assert_eq!(server.count("client_credentials"), 1);
+    assert_eq!(server.counter("discovery"), 1);
+    assert_eq!(server.counter("client_credentials"), 1);
     assert!(
         server.active("post", &token),
         "the server accepts the token"
@@ -262,8 +162,8 @@ fn discovery_and_client_credentials_with_client_secret_post() {
     age_tokens(&env.only_entry(), 2);
     let renewed = raw_token(&client_token(&env, &flags, &secret));
     assert_ne!(renewed, token);
-    assert_eq!(server.count("client_credentials"), 2);
-    assert_eq!(server.count("discovery"), 1);
+    assert_eq!(server.counter("client_credentials"), 2);
+    assert_eq!(server.counter("discovery"), 1);
 }
 
 #[test]
@@ -284,8 +184,8 @@ fn client_credentials_with_client_secret_basic() {
         "basic",
     ];
     let token = raw_token(&client_token(&env, &flags, &secret));
-    assert_eq!(server.count("client_credentials"), 1);
-    assert_eq!(server.count("grant_errors"), 0);
+    assert_eq!(server.counter("client_credentials"), 1);
+    assert_eq!(server.counter("grant_errors"), 0);
     let entry = read_entry(&env.only_entry());
     let at = &entry["access_token"];
     assert_eq!(at["value"], token.as_str());
@@ -294,7 +194,7 @@ fn client_credentials_with_client_secret_basic() {
 
     // The secret went in the Basic header (oidc-provider would also take it
     // in the form; what it cannot take is a badly encoded header).
-    assert_eq!(server.count("basic_auth"), 1);
+    assert_eq!(server.counter("basic_auth"), 1);
 
     // A wrong secret: the server's reason and a hint, exit 3.
     let env2 = Env::new();
@@ -314,7 +214,7 @@ fn password_grant_with_refresh_token_rotation() {
 
     let first = raw_token(&user_token(&env, &server, &scope));
     let r0 = refresh_token_of(&env);
-    assert_eq!(server.count("password"), 1);
+    assert_eq!(server.counter("password"), 1);
 
     // First renewal (the token reached its margin): R0 → R1.
     age_tokens(&env.only_entry(), 2);
@@ -333,9 +233,9 @@ fn password_grant_with_refresh_token_rotation() {
     let r2 = refresh_token_of(&env);
     assert_ne!(third, second);
     assert_ne!(r2, r1);
-    assert_eq!(server.count("refresh_token"), 2);
-    assert_eq!(server.count("password"), 1);
-    assert_eq!(server.count("grant_errors"), 0);
+    assert_eq!(server.counter("refresh_token"), 2);
+    assert_eq!(server.counter("password"), 1);
+    assert_eq!(server.counter("grant_errors"), 0);
 
     // The old refresh token is dead at the server.
     let (status, body) = server.refresh_directly(&public, &r0);
@@ -351,10 +251,10 @@ fn password_grant_with_refresh_token_rotation() {
         &[&scope[..], &["--force-refresh"]].concat(),
     ));
     assert_ne!(fourth, third);
-    assert_eq!(server.count("password"), 2);
-    assert_eq!(server.count("refresh_token"), 2);
+    assert_eq!(server.counter("password"), 2);
+    assert_eq!(server.counter("refresh_token"), 2);
     assert_eq!(
-        server.count("grant_errors"),
+        server.counter("grant_errors"),
         2,
         "R0 directly, then R2 by dexcred"
     );
@@ -382,9 +282,9 @@ fn logout_revokes_the_refresh_token() {
     assert!(text.contains("Deleted the cached tokens"), "{text}");
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     assert!(env.cache_entries().is_empty());
-    assert_eq!(server.count("revocation"), 1);
+    assert_eq!(server.counter("revocation"), 1);
     // Logout reused the endpoints saved at login.
-    assert_eq!(server.count("discovery"), 1);
+    assert_eq!(server.counter("discovery"), 1);
 
     let (status, body) = server.refresh_directly(&public, &refresh);
     assert_eq!(status, 400, "{body}");
@@ -415,7 +315,7 @@ fn logout_revokes_a_client_credentials_token() {
         "{text}"
     );
     assert!(env.cache_entries().is_empty());
-    assert_eq!(server.count("revocation"), 1);
+    assert_eq!(server.counter("revocation"), 1);
     assert!(!server.active("post", &token), "the token is revoked");
 }
 
@@ -527,8 +427,8 @@ fn revocation_url_names_rfc7009_revocation_without_discovery() {
         )),
         "{text}"
     );
-    assert_eq!(server.count("revocation"), 1);
-    assert_eq!(server.count("discovery"), 0, "the URLs were given");
+    assert_eq!(server.counter("revocation"), 1);
+    assert_eq!(server.counter("discovery"), 0, "the URLs were given");
     let (status, body) = server.refresh_directly(&public, &refresh);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");

@@ -3,6 +3,8 @@
 //! Browser and device logins only start when stderr is a terminal, so these
 //! tests need one.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -66,4 +68,46 @@ pub fn spawn_in_terminal(home: &Env, line: &str, env: &[(&str, &str)]) -> Child 
 /// What the terminal showed, with the pty's `\r\n` made `\n`.
 pub fn transcript(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+/// Makes `cmd` start in a session of its own whose controlling terminal is a
+/// new pseudo-terminal, the way a login shell runs a program (for tests that
+/// type at the screen themselves rather than through `script`). Returns the
+/// master, non-blocking so the screen can be polled, and the slave, to be
+/// dropped once the child has started. Both are close-on-exec, so other
+/// tests' children cannot hold the terminal open.
+pub fn attach_new_pty(cmd: &mut Command) -> (OwnedFd, OwnedFd) {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors, which we own from here.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are open descriptors nobody else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: plain fcntl on descriptors we own.
+    unsafe {
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let slave_fd = slave.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    (master, slave)
 }
