@@ -20,6 +20,7 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
+pub mod nss;
 pub mod protocol;
 pub mod provider;
 pub mod secret;

@@ -77,7 +77,7 @@ impl Store {
     pub fn at(dir: Option<&Path>) -> Result<Store> {
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
-            None => dirs::cache_dir()
+            None => crate::nss::cache_dir()
                 .map(|d| d.join("dexcred"))
                 .ok_or_else(|| {
                     Error::usage(
