@@ -213,15 +213,17 @@ impl Config {
                 ClientAuthArg::Basic => AuthMethod::Basic,
             },
             client_secret_file: p.client_secret_file.clone(),
+            // The secrets in the environment are read by `credentials`, so
+            // a cache hit never touches them.
             password: Sources {
                 what: "password",
-                env: env_secret(ENV_PASSWORD),
+                env: None,
                 file: p.password_file.clone(),
                 command: non_empty(&p.password_command),
             },
             otp: Sources {
                 what: "one-time code",
-                env: env_secret(ENV_OTP),
+                env: None,
                 file: None,
                 command: non_empty(&p.otp_command),
             },
@@ -288,8 +290,14 @@ impl Config {
     /// evaluated only if a secret must be asked for.
     pub fn credentials(&self, interactive: fn() -> bool) -> Credentials {
         Credentials::new(
-            self.password.clone(),
-            self.otp.clone(),
+            Sources {
+                env: env_secret(ENV_PASSWORD),
+                ..self.password.clone()
+            },
+            Sources {
+                env: env_secret(ENV_OTP),
+                ..self.otp.clone()
+            },
             interactive,
             self.timeout,
             self.account.clone(),

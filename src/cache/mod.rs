@@ -65,11 +65,14 @@ impl Loaded {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// The effective user id, asked once: it names the files and is the
+    /// owner every file must have.
+    euid: u32,
 }
 
 impl Store {
     pub fn new(dir: PathBuf) -> Store {
-        Store { dir }
+        Store { dir, euid: euid() }
     }
 
     /// The store in `--cache-dir` when given, else in `$XDG_CACHE_HOME/dexcred`
@@ -95,19 +98,23 @@ impl Store {
     /// The file stem for `key`: a hash, so user names and URLs never need
     /// escaping and file names reveal nothing.
     pub fn id(key: &Key) -> String {
+        Store::id_for(euid(), key)
+    }
+
+    fn id_for(euid: u32, key: &Key) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(euid().to_le_bytes());
+        hasher.update(euid.to_le_bytes());
         // Serializing a struct of strings cannot fail.
         hasher.update(serde_json::to_vec(key).unwrap_or_default());
         hex(&hasher.finalize()[..16])
     }
 
     pub fn entry_path(&self, key: &Key) -> PathBuf {
-        self.dir.join(format!("{}.json", Store::id(key)))
+        self.dir.join(format!("{}.json", Store::id_for(self.euid, key)))
     }
 
     fn sibling(&self, key: &Key, ext: &str) -> PathBuf {
-        self.dir.join(format!("{}.{ext}", Store::id(key)))
+        self.dir.join(format!("{}.{ext}", Store::id_for(self.euid, key)))
     }
 
     /// Reads the entry for `key` without locking. This is the cache-hit path:
@@ -118,7 +125,7 @@ impl Store {
             DirState::Ok => {}
         }
         let path = self.entry_path(key);
-        Ok(match read_entry_file(&path) {
+        Ok(match read_entry_file(&path, self.euid) {
             Ok(Some(entry)) if entry.key == *key => Loaded::Hit(Box::new(entry)),
             Ok(Some(_)) => {
                 Loaded::Discarded(format!("{} belongs to another identity", path.display()))
@@ -226,7 +233,7 @@ impl Store {
         for item in read_dir.flatten() {
             let path = item.path();
             if path.extension().is_some_and(|x| x == "json") {
-                let parsed = match read_entry_file(&path) {
+                let parsed = match read_entry_file(&path, self.euid) {
                     Ok(Some(e)) => Ok(e),
                     Ok(None) => continue, // deleted while we listed
                     Err(reason) => Err(reason),
@@ -255,7 +262,7 @@ impl Store {
                 "the cache path {dir} is not a directory; remove it or pass another --cache-dir"
             )));
         }
-        if meta.uid() != euid() {
+        if meta.uid() != self.euid {
             return Err(Error::local(format!(
                 "the cache directory {dir} belongs to another user (uid {}); pass a --cache-dir of your own",
                 meta.uid()
@@ -306,7 +313,7 @@ enum DirState {
 
 /// Reads and validates one entry file. `Ok(None)`: no such file.
 /// `Err(reason)`: the file exists but must not be used.
-fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
+fn read_entry_file(path: &Path, euid: u32) -> std::result::Result<Option<Entry>, String> {
     let shown = path.display();
     let file = match OpenOptions::new()
         .read(true)
@@ -322,11 +329,11 @@ fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
         }
         Err(e) => return Err(format!("cannot read {shown}: {e}")),
     };
-    check_entry_file(&file, &shown.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_ENTRY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let size = check_entry_file(&file, euid).map_err(|why| format!("{shown} {why}"))?;
+    if size > MAX_ENTRY_BYTES {
+        return Err(format!("{shown} is larger than {MAX_ENTRY_BYTES} bytes"));
+    }
+    let bytes = read_small_file(file, size).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if bytes.len() as u64 > MAX_ENTRY_BYTES {
         return Err(format!("{shown} is larger than {MAX_ENTRY_BYTES} bytes"));
     }
@@ -335,23 +342,52 @@ fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
         .map_err(|why| format!("{shown} {why}"))
 }
 
-fn check_entry_file(file: &File, shown: &str) -> std::result::Result<(), String> {
+/// Checks the open file's type, owner and mode; returns its size.
+fn check_entry_file(file: &File, euid: u32) -> std::result::Result<u64, String> {
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot inspect {shown}: {e}"))?;
+        .map_err(|e| format!("cannot be inspected: {e}"))?;
     if !meta.file_type().is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        return Err("is not a regular file".to_string());
     }
-    if meta.uid() != euid() {
-        return Err(format!("{shown} belongs to another user"));
+    if meta.uid() != euid {
+        return Err("belongs to another user".to_string());
     }
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "{shown} was accessible to other users (mode {:o}); its tokens may have leaked",
+            "was accessible to other users (mode {:o}); its tokens may have leaked",
             meta.mode() & 0o777
         ));
     }
-    Ok(())
+    Ok(meta.len())
+}
+
+/// Reads a file of (about) `size` bytes, as `fstat` gave it, with one
+/// `read` for the content and one that sees the end: a buffer sized from the
+/// start, never grown in steps. A file that grew since (it cannot, as
+/// writers rename a new file into place, but still) is read to its end, up
+/// to one byte over [`MAX_ENTRY_BYTES`] so the caller can refuse it.
+fn read_small_file(mut file: File, size: u64) -> std::io::Result<Vec<u8>> {
+    // One byte more than expected, so the read that sees the end fits.
+    let capacity = usize::try_from(size.min(MAX_ENTRY_BYTES) + 1).unwrap_or(usize::MAX);
+    let mut bytes = vec![0u8; capacity];
+    let mut filled = 0;
+    loop {
+        if filled == bytes.len() {
+            if filled as u64 > MAX_ENTRY_BYTES {
+                break;
+            }
+            bytes.resize(filled * 2, 0);
+        }
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
 }
 
 /// Parses entry bytes, checking the format version before the shape so that
