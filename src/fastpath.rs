@@ -370,12 +370,3 @@ fn set(inv: &mut Invocation, opt: Opt, values: &[&str]) -> Option<()> {
     }
     Some(())
 }
-
-/// For tests: whether `name` is a variable the parser knows.
-pub fn knows_variable(name: &OsStr) -> bool {
-    name.to_str().is_some_and(|n| {
-        SECRET_VARS.contains(&n)
-            || OTHER_COMMANDS_VARS.contains(&n)
-            || OPTS.iter().any(|(_, v, _)| *v == n)
-    })
-}
