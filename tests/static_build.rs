@@ -115,10 +115,7 @@ impl Netns {
     /// [`IDP_HOST`] from `ca`, and its URL by host name.
     fn idp(&self, ca: &TestCa) -> (Idp, String) {
         let idp = self.enter(|| {
-            FakeIdp::start_tls(
-                IdpConfig::pcd(),
-                ca.server_config(&[IDP_HOST, "127.0.0.1"]),
-            )
+            FakeIdp::start_tls(IdpConfig::pcd(), ca.server_config(&[IDP_HOST, "127.0.0.1"]))
         });
         let url = format!("https://{IDP_HOST}:{}", idp.addr().port());
         let idp = Idp {

@@ -110,11 +110,13 @@ impl Store {
     }
 
     pub fn entry_path(&self, key: &Key) -> PathBuf {
-        self.dir.join(format!("{}.json", Store::id_for(self.euid, key)))
+        self.dir
+            .join(format!("{}.json", Store::id_for(self.euid, key)))
     }
 
     fn sibling(&self, key: &Key, ext: &str) -> PathBuf {
-        self.dir.join(format!("{}.{ext}", Store::id_for(self.euid, key)))
+        self.dir
+            .join(format!("{}.{ext}", Store::id_for(self.euid, key)))
     }
 
     /// Reads the entry for `key` without locking. This is the cache-hit path:
