@@ -3,6 +3,7 @@
 //! crash-safe local cache.
 //!
 //! Layers, from the outside in:
+//! - [`fastpath`] serves a cache hit for plain invocations before clap;
 //! - [`cli`] parses the command line; [`commands`] runs one subcommand;
 //! - [`protocol`] speaks kubectl's and git's wire formats;
 //! - [`session`] is the use case: cache hit, or lock → re-read → renew;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fastpath;
 pub mod files;
 pub mod fs;
 pub mod git_hosts;
@@ -27,6 +29,7 @@ pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
 pub mod login;
+pub mod nss;
 pub mod protocol;
 pub mod provider;
 pub mod proxy;
@@ -41,6 +44,11 @@ use std::ffi::OsString;
 /// the process exit code. Errors are printed here, once, as one line.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
     use clap::Parser;
+    // A cache hit for a plain invocation, without building clap's parser;
+    // anything else falls through to clap below (see fastpath.rs).
+    if let Some(code) = fastpath::serve(&args) {
+        return code;
+    }
     let args = cli::normalize_args(args);
     let command = args.get(1).cloned();
     let cli = match cli::Cli::try_parse_from(args) {

@@ -60,7 +60,7 @@ pub fn run(args: &KubeconfigArgs) -> Result<()> {
     if !args.write {
         return super::write_stdout(&kubeconfig::document(&kc));
     }
-    let path = kubeconfig::target_path(std::env::var_os("KUBECONFIG"), dirs::home_dir())?;
+    let path = kubeconfig::target_path(std::env::var_os("KUBECONFIG"), crate::nss::home_dir())?;
     let written = kubeconfig::write(&path, &kc)?;
     let previous = match &written.previous_context {
         Some(p) if *p != kc.name => format!(" (was {p:?})"),
