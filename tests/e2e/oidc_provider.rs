@@ -80,11 +80,23 @@ fn raw_token(out: &Output) -> String {
 }
 
 /// `dexcred token` for a confidential client with its secret in the env.
-fn client_token(env: &Env, flags: &[&str], secret: &str) -> Output {
+fn client_token<S: AsRef<std::ffi::OsStr>>(env: &Env, flags: &[S], secret: &str) -> Output {
     run(env
         .dexcred(["token"])
         .args(flags)
         .env("DEXCRED_CLIENT_SECRET", secret))
+}
+
+/// The `client_secret_post` client found by discovery: its flags and secret.
+fn post_client_by_discovery(server: &OidcServer) -> (Vec<String>, String) {
+    let (id, secret) = server.client("post");
+    let flags = vec![
+        "--issuer".to_string(),
+        server.issuer.clone(),
+        "--client-id".into(),
+        id,
+    ];
+    (flags, secret)
 }
 
 /// `dexcred token` for the password client.
@@ -118,13 +130,7 @@ fn refresh_token_of(env: &Env) -> String {
 fn discovery_and_client_credentials_with_client_secret_post() {
     let server = OidcServer::start();
     let env = Env::new();
-    let (id, secret) = server.client("post");
-    let flags = [
-        "--issuer",
-        server.issuer.as_str(),
-        "--client-id",
-        id.as_str(),
-    ];
+    let (flags, secret) = post_client_by_discovery(&server);
 
     let token = raw_token(&client_token(&env, &flags, &secret));
     assert_eq!(server.counter("discovery"), 1);
@@ -295,19 +301,13 @@ fn logout_revokes_the_refresh_token() {
 fn logout_revokes_a_client_credentials_token() {
     let server = OidcServer::start();
     let env = Env::new();
-    let (id, secret) = server.client("post");
-    let flags = [
-        "--issuer",
-        server.issuer.as_str(),
-        "--client-id",
-        id.as_str(),
-    ];
+    let (flags, secret) = post_client_by_discovery(&server);
     let token = raw_token(&client_token(&env, &flags, &secret));
     assert!(server.active("post", &token));
 
     let out = run(env
         .dexcred(["logout"])
-        .args(flags)
+        .args(&flags)
         .env("DEXCRED_CLIENT_SECRET", &secret));
     let text = ok(&out);
     assert!(
