@@ -419,7 +419,7 @@ fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
 pub const MAX_CA_BYTES: u64 = 4 * 1024 * 1024;
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
-    let bytes = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
+    let bytes = crate::fs::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::usage(format!(
             "cannot read --certificate-authority {}: {why}",
             path.display()

@@ -9,7 +9,7 @@
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
 //!   [`http`];
-//! - [`jwt`], [`secret`], [`files`], [`child`], [`log`] and [`error`]
+//! - [`jwt`], [`secret`], [`child`], [`log`] and [`error`]
 //!   support all of them.
 
 pub mod cache;
@@ -18,7 +18,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod files;
 pub mod fs;
 pub mod git_hosts;
 pub mod header;

@@ -95,7 +95,7 @@ impl Sources {
 /// Reads the first line of a file, without its line ending. Only a regular
 /// file of at most [`MAX_SECRET_BYTES`] is read (a FIFO would hang the run).
 pub fn read_file(what: &str, path: &Path) -> Result<Secret> {
-    let bytes = crate::files::read_regular_file(path, MAX_SECRET_BYTES).map_err(|why| {
+    let bytes = crate::fs::read_regular_file(path, MAX_SECRET_BYTES).map_err(|why| {
         Error::local(format!(
             "cannot read the {what} file {}: {why}",
             path.display()

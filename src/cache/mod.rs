@@ -35,15 +35,11 @@ pub use entry::{
 pub use lock::{Acquired, EntryLock, LoginLock};
 
 use crate::error::{Error, Result};
+use crate::fs::euid;
 
 /// An entry is a few KiB; anything much larger is damage or an attack, and is
 /// not read into memory.
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
-
-pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
 
 /// The outcome of reading an entry.
 #[derive(Debug)]
@@ -277,7 +273,7 @@ impl Store {
 
     fn ensure_dir(&self) -> Result<()> {
         if let DirState::Missing = self.check_dir()? {
-            crate::files::create_owned_dir(&self.dir).map_err(|why| {
+            crate::fs::create_owned_dir(&self.dir).map_err(|why| {
                 Error::local(format!(
                     "cannot create the cache directory {}: {why}; pass --cache-dir DIR \
                      (a directory of your own), or run without `sudo -E`",

@@ -241,7 +241,7 @@ pub fn sanitize_name(raw: &str) -> String {
 /// a TLS error in kubectl.
 fn read_cluster_ca(path: &Path) -> Result<String> {
     let shown = path.display();
-    let pem = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
+    let pem = crate::fs::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::local(format!(
             "cannot read --cluster-certificate-authority {shown}: {why}"
         ))
