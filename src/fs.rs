@@ -81,7 +81,7 @@ pub fn read_regular(file: File, max: u64) -> io::Result<(Metadata, Vec<u8>)> {
 }
 
 fn too_large(max: u64) -> io::Error {
-    io::Error::other(if max % 1024 == 0 {
+    io::Error::other(if max.is_multiple_of(1024) {
         format!("is larger than {} KiB, the limit for this file", max / 1024)
     } else {
         format!("is larger than {max} bytes, the limit for this file")
