@@ -21,6 +21,7 @@ use crate::provider::{Credentials, Provider};
 use crate::proxy::ProxyEnv;
 use crate::secret::{self, Secret, Sources};
 use crate::subject;
+use crate::url::{validate_base_url, validate_url};
 
 /// Environment variables that carry secret values themselves. They are read
 /// directly, not through clap, so there is no `--password VALUE` flag. The
@@ -550,13 +551,6 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
     }
 }
 
-/// A base URL that dexcred appends paths to (`--pcd`, `--issuer`): checked
-/// like [`validate_url`] and returned without a trailing slash, so
-/// `https://x/` and `https://x` share a cache entry.
-pub fn validate_base_url(flag: &str, value: &str) -> Result<String> {
-    Ok(validate_url(flag, value)?.trim_end_matches('/').to_string())
-}
-
 /// Every text flag that ends up in a request, a cache key or a message must
 /// be free of control characters. A newline or NUL in a user name or client
 /// id is always a mistake (a pasted line, a `$(…)` with a trailing newline
@@ -592,60 +586,6 @@ pub fn check_text(flag: &str, value: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Accepts `https://` URLs, and `http://` only for loopback hosts (local
-/// test servers): a password must never cross a network in clear text.
-/// Returns the URL exactly as given (trimmed of blanks): an endpoint URL is
-/// used as is, because servers differ on trailing slashes (Django's
-/// `…/o/token/` answers 404 without it, others the other way round).
-pub fn validate_url(flag: &str, value: &str) -> Result<String> {
-    check_url(flag, value, false)
-}
-
-/// [`validate_url`] for URLs that carry a query (GitHub Actions' ID token
-/// request URL), returned as given.
-pub fn validate_url_with_query(flag: &str, value: &str) -> Result<String> {
-    check_url(flag, value, true)
-}
-
-fn check_url(flag: &str, value: &str, allow_query: bool) -> Result<String> {
-    let value = value.trim();
-    let bad = |why: &str| Error::usage(format!("{flag} {value:?} is not usable: {why}"));
-    let uri: ureq::http::Uri = value
-        .parse()
-        .map_err(|_| bad("not a URL (expected https://host/...)"))?;
-    let host = uri.host().ok_or_else(|| bad("no host"))?;
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(bad(
-            "credentials in a URL end up in process lists; remove them",
-        ));
-    }
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if is_loopback(host) => {}
-        Some("http") => {
-            return Err(bad(
-                "plain http would send passwords and tokens unencrypted; use https",
-            ));
-        }
-        _ => return Err(bad("the scheme must be https")),
-    }
-    if allow_query && !value.contains('#') {
-        return Ok(value.to_string());
-    }
-    if uri.query().is_some() || value.contains('#') {
-        return Err(bad("remove the query string or fragment"));
-    }
-    Ok(value.to_string())
-}
-
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_extra_params(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -728,24 +668,6 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message().contains("--pcd and --issuer"), "{e}");
-    }
-
-    #[test]
-    fn urls_must_be_https_or_loopback() {
-        assert!(validate_url("--pcd", "https://pcd.example/x/").is_ok());
-        assert!(validate_url("--pcd", "http://127.0.0.1:8080").is_ok());
-        assert!(validate_url("--pcd", "http://localhost:8080").is_ok());
-        assert!(validate_url("--pcd", "http://[::1]:8080").is_ok());
-        for bad in [
-            "http://pcd.example",
-            "ftp://x",
-            "pcd.example",
-            "https://u:p@pcd.example",
-            "https://x/?a=b",
-            "",
-        ] {
-            assert!(validate_url("--pcd", bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -13,11 +13,11 @@ use base64::engine::general_purpose::STANDARD;
 use ureq::Agent;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::config::is_loopback;
 use crate::error::{Error, Result, one_line};
 use crate::log::Log;
 use crate::proxy::{Chosen, ProxyEnv};
 use crate::redact;
+use crate::url::is_loopback;
 
 /// Largest response body we read. Token responses are a few KiB; a server
 /// that sends more is broken or hostile, and must not exhaust memory.

@@ -32,6 +32,7 @@ pub mod redact;
 pub mod secret;
 pub mod session;
 pub mod subject;
+pub mod url;
 
 use std::ffi::OsString;
 

@@ -10,11 +10,11 @@
 use std::path::PathBuf;
 
 use crate::cli::{ExchangeArgs, SubjectSourceArg};
-use crate::config::validate_url_with_query;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::jwt;
 use crate::secret::{self, Secret};
+use crate::url::validate_url_with_query;
 
 /// The variable that holds a subject token itself (GitLab: name it in
 /// `id_tokens:`, or copy the job's variable into it).

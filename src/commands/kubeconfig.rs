@@ -18,7 +18,7 @@ use crate::cli::{
     ClientAuthArg, CommonArgs, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT,
     DEFAULT_USER_DOMAIN, KubeconfigArgs, ProviderArgs,
 };
-use crate::config::{self, Config, given};
+use crate::config::{Config, given};
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Exec, Kubeconfig};
 
@@ -109,7 +109,7 @@ pub fn build(args: &KubeconfigArgs, config: &Config) -> Result<Kubeconfig> {
 /// https servers, so nothing else is accepted.
 pub fn server_url(args: &KubeconfigArgs, config: &Config) -> Result<String> {
     if let Some(server) = given(&args.server) {
-        let url = config::validate_base_url("--server", server)?;
+        let url = crate::url::validate_base_url("--server", server)?;
         return require_https("--server", url);
     }
     let (tenant, region) = match (given(&args.tenant), given(&args.region)) {
