@@ -7,13 +7,16 @@
 //! by [`Config::provider`] and the password sources, and only on renewal.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cache::{ExchangeKey, Grant, Key, ProviderKind, Store, TokenField};
 use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenTypeArg};
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
 use crate::log::Log;
+use crate::prompt::Prompter;
 use crate::provider::exchange::TokenExchange;
 use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
@@ -85,9 +88,9 @@ pub struct Config {
     pub login_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
-    /// HTTPS_PROXY, NO_PROXY and friends, read here with the rest of the
-    /// environment.
-    pub proxy: ProxyEnv,
+    /// Where HTTPS_PROXY, NO_PROXY and the client secret are read from, when
+    /// a renewal needs them.
+    env: Environment,
     /// "alice@example.com at https://pcd-r1.example.com", for prompts and
     /// messages.
     pub account: String,
@@ -111,15 +114,13 @@ struct Exchange {
     subject: Option<subject::Source>,
 }
 
-fn env_secret(name: &'static str) -> Option<(&'static str, Secret)> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| (name, Secret::new(v)))
+/// A secret given in the environment, with the variable's name.
+fn env_secret(env: &Environment, name: &'static str) -> Option<(&'static str, Secret)> {
+    env.non_empty(name).map(|v| (name, Secret::new(v)))
 }
 
 impl Config {
-    pub fn from_args(p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+    pub fn from_args(p: &ProviderArgs, common: &CommonArgs, env: &Environment) -> Result<Config> {
         check_text_inputs(p)?;
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
@@ -129,7 +130,7 @@ impl Config {
         };
         let grant = match (p.grant, &p.username) {
             (Some(GrantArg::TokenExchange), _) => {
-                return Config::exchange_from_args(kind, url, p, common);
+                return Config::exchange_from_args(kind, url, p, common, env);
             }
             (Some(GrantArg::ClientCredentials), _) if is_pcd => {
                 return Err(Error::usage(
@@ -188,7 +189,7 @@ impl Config {
             extra_params,
             exchange: None,
         };
-        Config::assemble(kind, key, field, p, common)
+        Config::assemble(kind, key, field, p, common, env)
     }
 
     /// `--grant token_exchange`: no user and no password; the subject
@@ -198,6 +199,7 @@ impl Config {
         url: String,
         p: &ProviderArgs,
         common: &CommonArgs,
+        env: &Environment,
     ) -> Result<Config> {
         let is_pcd = matches!(kind, Kind::Pcd);
         if given(&p.username).is_some() {
@@ -240,7 +242,7 @@ impl Config {
             (None, None) => TokenField::AccessToken,
         };
         let audience = non_empty(&x.audience);
-        let source = subject::Source::from_args(x)?;
+        let source = subject::Source::from_args(x, env)?;
         let identity = source.identity()?;
         let scope = non_empty(&p.scope)
             .or_else(|| is_pcd.then(|| "openid groups email profile".to_string()))
@@ -267,7 +269,7 @@ impl Config {
                 audience,
             }),
         };
-        let mut config = Config::assemble(kind, key, requested, p, common)?;
+        let mut config = Config::assemble(kind, key, requested, p, common, env)?;
         config.account = format!("{} at {}", source.describe(), config.key.url);
         config.exchange = Some(Exchange {
             subject: Some(source),
@@ -284,7 +286,12 @@ impl Config {
     /// identity provider and are never applied to every entry: that would
     /// send one server's secret, and every entry's refresh token, to
     /// whichever server they name.
-    pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+    pub fn for_key(
+        key: Key,
+        p: &ProviderArgs,
+        common: &CommonArgs,
+        env: &Environment,
+    ) -> Result<Config> {
         let kind = Kind::from_key(&key);
         let field = match (&key.exchange, &kind) {
             (Some(x), _) if x.requested_token_type == TokenField::IdToken.name() => {
@@ -305,7 +312,7 @@ impl Config {
             insecure_skip_tls_verify: false,
             ..p.clone()
         };
-        let mut config = Config::assemble(kind, key, field, &own, common)?;
+        let mut config = Config::assemble(kind, key, field, &own, common, env)?;
         if config.key.exchange.is_some() {
             config.exchange = Some(Exchange { subject: None });
         }
@@ -317,7 +324,7 @@ impl Config {
 
     /// The flags and variables `logout --all` does not apply to every entry
     /// (see [`Config::for_key`]), as given in this run, for a warning.
-    pub fn ignored_by_for_key(p: &ProviderArgs) -> Vec<&'static str> {
+    pub fn ignored_by_for_key(p: &ProviderArgs, env: &Environment) -> Vec<&'static str> {
         let mut ignored = Vec::new();
         if non_empty(&p.logout_url).is_some() {
             ignored.push("--logout-url");
@@ -328,7 +335,7 @@ impl Config {
         if p.client_secret_file.is_some() {
             ignored.push("--client-secret-file");
         }
-        if env_secret(ENV_CLIENT_SECRET).is_some() {
+        if env_secret(env, ENV_CLIENT_SECRET).is_some() {
             ignored.push(ENV_CLIENT_SECRET);
         }
         if p.client_auth != ClientAuthArg::Post {
@@ -346,6 +353,7 @@ impl Config {
         field: TokenField,
         p: &ProviderArgs,
         common: &CommonArgs,
+        env: &Environment,
     ) -> Result<Config> {
         let logout_url = match non_empty(&p.logout_url) {
             Some(u) => Some(validate_url("--logout-url", &u)?),
@@ -369,7 +377,7 @@ impl Config {
         Ok(Config {
             key,
             field,
-            store: Store::at(common.cache_dir.as_deref())?,
+            store: Store::at(common.cache_dir.as_deref(), env)?,
             log: Log::new(common.verbose),
             force_refresh: p.force_refresh,
             lock_timeout: Duration::from_secs(p.lock_timeout),
@@ -379,7 +387,7 @@ impl Config {
                 certificate_authority: p.certificate_authority.clone(),
                 insecure_skip_verify: p.insecure_skip_tls_verify,
             },
-            proxy: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
+            env: env.clone(),
             account,
             kind,
             logout_url,
@@ -393,13 +401,13 @@ impl Config {
             secrets_from_run: true,
             password: Sources {
                 what: "password",
-                env: env_secret(ENV_PASSWORD),
+                env: env_secret(env, ENV_PASSWORD),
                 file: p.password_file.clone(),
                 command: non_empty(&p.password_command),
             },
             otp: Sources {
                 what: "one-time code",
-                env: env_secret(ENV_OTP),
+                env: env_secret(env, ENV_OTP),
                 file: None,
                 command: non_empty(&p.otp_command),
             },
@@ -478,7 +486,7 @@ impl Config {
         if !self.secrets_from_run {
             return Ok(None);
         }
-        if let Some((_, value)) = env_secret(ENV_CLIENT_SECRET) {
+        if let Some((_, value)) = env_secret(&self.env, ENV_CLIENT_SECRET) {
             return Ok(Some(value));
         }
         match &self.client_secret_file {
@@ -497,18 +505,23 @@ impl Config {
         }
     }
 
-    /// The credential sources for this run. `interactive` is the front end's
-    /// rule (kubectl's `spec.interactive`, git's terminal rules, …); it is
-    /// evaluated only if a secret must be asked for.
-    pub fn credentials(&self, interactive: fn() -> bool) -> Credentials {
+    /// HTTPS_PROXY, NO_PROXY and friends: read only when a request is made.
+    pub fn proxy(&self) -> ProxyEnv {
+        ProxyEnv::from_lookup(|name| self.env.var(name))
+    }
+
+    /// The credential sources for this run. `prompter` is the front end's:
+    /// it says whether a person may be asked (kubectl's `spec.interactive`,
+    /// git's terminal rules, …) and asks only if a secret must be asked for.
+    pub fn credentials(&self, prompter: Rc<dyn Prompter>) -> Credentials {
         Credentials::new(
             self.password.clone(),
             self.otp.clone(),
-            interactive,
+            prompter,
             self.timeout,
+            self.login_timeout,
             self.account.clone(),
         )
-        .with_prompt_timeout(self.login_timeout)
     }
 }
 
@@ -621,7 +634,7 @@ mod tests {
         let mut argv = vec!["dexcred", "token", "--cache-dir", "/tmp/dexcred-test"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Token(t) => Config::from_args(&t.provider, &t.common),
+            Command::Token(t) => Config::from_args(&t.provider, &t.common, &Environment::default()),
             _ => unreachable!(),
         }
     }

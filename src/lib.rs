@@ -17,6 +17,7 @@ pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod environment;
 pub mod error;
 pub mod fs;
 pub mod git_hosts;
@@ -25,6 +26,7 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
+pub mod prompt;
 pub mod protocol;
 pub mod provider;
 pub mod proxy;
@@ -39,6 +41,13 @@ use std::ffi::OsString;
 /// Runs dexcred with `args` (argv including the program name) and returns
 /// the process exit code. Errors are printed here, once, as one line.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    run(args, &commands::Runtime::process())
+}
+
+/// Runs dexcred with `args` in `rt`: the process's environment, terminal
+/// and stdout, or (in tests) a fixed environment, scripted answers and
+/// captured output. Returns the exit code.
+pub fn run(args: Vec<OsString>, rt: &commands::Runtime) -> i32 {
     use clap::Parser;
     let args = cli::normalize_args(args);
     let command = args.get(1).cloned();
@@ -54,7 +63,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             return 2;
         }
     };
-    match commands::run(cli) {
+    match commands::run(cli, rt) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("dexcred: {}", e.one_line());

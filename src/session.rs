@@ -167,7 +167,7 @@ fn renew(
     {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
-    let http = Http::new(&config.tls, &config.proxy, config.timeout, log)?;
+    let http = Http::new(&config.tls, &config.proxy(), config.timeout, log)?;
     // Another process is logging in: our refresh token is either the one
     // that made it log in (refused) or about to be replaced by its login
     // (Dex deletes the previous session). Wait for that login instead.
@@ -490,7 +490,7 @@ fn server_logout(config: &Config, credentials: &Credentials, entry: &Entry) -> L
         Ok(p) => p,
         Err(e) => return Logout::Failed(e.one_line()),
     };
-    let http = match Http::new(&config.tls, &config.proxy, config.timeout, config.log) {
+    let http = match Http::new(&config.tls, &config.proxy(), config.timeout, config.log) {
         Ok(h) => h,
         Err(e) => return Logout::Failed(e.one_line()),
     };

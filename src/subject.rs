@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{ExchangeArgs, SubjectSourceArg};
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::jwt;
@@ -38,10 +39,8 @@ pub enum Source {
 
 impl Source {
     /// Exactly one source, checked before anything is sent anywhere.
-    pub fn from_args(args: &ExchangeArgs) -> Result<Source> {
-        let env = std::env::var(ENV_SUBJECT_TOKEN)
-            .ok()
-            .filter(|v| !v.trim().is_empty());
+    pub fn from_args(args: &ExchangeArgs, vars: &Environment) -> Result<Source> {
+        let env = vars.var(ENV_SUBJECT_TOKEN).filter(|v| !v.trim().is_empty());
         let file = args
             .subject_token_file
             .clone()
@@ -65,7 +64,7 @@ impl Source {
         match (env, file, args.subject_token_source) {
             (Some(value), _, _) => Ok(Source::Env(Secret::new(value.trim()))),
             (_, Some(path), _) => Ok(Source::File(std::path::absolute(&path).unwrap_or(path))),
-            (_, _, Some(SubjectSourceArg::GithubActions)) => github_actions_source(),
+            (_, _, Some(SubjectSourceArg::GithubActions)) => github_actions_source(vars),
             _ => Err(Error::usage(format!(
                 "--grant token_exchange needs a subject token: --subject-token-file FILE, \
                  {ENV_SUBJECT_TOKEN}, or --subject-token-source github-actions"
@@ -141,8 +140,8 @@ pub fn check_not_expired(token: &Secret, source: &Source, now: i64) -> Result<()
     )))
 }
 
-fn github_actions_source() -> Result<Source> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+fn github_actions_source(env: &Environment) -> Result<Source> {
+    let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
     let (Some(url), Some(token)) = (var(ENV_GITHUB_URL), var(ENV_GITHUB_TOKEN)) else {
         return Err(Error::usage(format!(
             "--subject-token-source github-actions needs {ENV_GITHUB_URL} and {ENV_GITHUB_TOKEN}, \

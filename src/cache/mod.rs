@@ -34,6 +34,7 @@ pub use entry::{
 };
 pub use lock::{Acquired, EntryLock, LoginLock};
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fs::euid;
 
@@ -72,17 +73,15 @@ impl Store {
     }
 
     /// The store in `--cache-dir` when given, else in `$XDG_CACHE_HOME/dexcred`
-    /// or `~/.cache/dexcred` (on macOS `~/Library/Caches/dexcred`).
-    pub fn at(dir: Option<&Path>) -> Result<Store> {
+    /// or `~/.cache/dexcred`.
+    pub fn at(dir: Option<&Path>, env: &Environment) -> Result<Store> {
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
-            None => dirs::cache_dir()
-                .map(|d| d.join("dexcred"))
-                .ok_or_else(|| {
-                    Error::usage(
-                        "cannot find your cache directory (HOME is not set); pass --cache-dir DIR",
-                    )
-                })?,
+            None => env.cache_home().map(|d| d.join("dexcred")).ok_or_else(|| {
+                Error::usage(
+                    "cannot find your cache directory (HOME is not set); pass --cache-dir DIR",
+                )
+            })?,
         };
         Ok(Store::new(dir))
     }
