@@ -11,7 +11,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cache::{ExchangeKey, Grant, Key, ProviderKind, Store, TokenField};
-use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenTypeArg};
+use crate::cli::{
+    ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, SubjectSourceArg, TokenFieldArg,
+    TokenTypeArg,
+};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
@@ -242,7 +245,11 @@ impl Config {
             (None, None) => TokenField::AccessToken,
         };
         let audience = non_empty(&x.audience);
-        let source = subject::Source::from_args(x, env)?;
+        let source = subject::Source::choose(
+            env,
+            x.subject_token_file.clone(),
+            x.subject_token_source == Some(SubjectSourceArg::GithubActions),
+        )?;
         let identity = source.identity()?;
         let scope = non_empty(&p.scope)
             .or_else(|| is_pcd.then(|| "openid groups email profile".to_string()))
