@@ -9,8 +9,13 @@
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
 //!   [`http`];
-//! - [`jwt`], [`secret`], [`child`], [`log`] and [`error`]
-//!   support all of them.
+//! - [`environment`] is the only reader of environment variables and
+//!   [`prompt`] the only code that asks a person; both are passed down;
+//! - [`jwt`], [`secret`], [`fs`], [`url`], [`child`], [`log`] and
+//!   [`error`] support all of them.
+//!
+//! `scripts/module-graph.sh` checks that modules import only lower layers
+//! (docs/architecture.md lists them).
 
 pub mod cache;
 pub mod child;
