@@ -595,13 +595,15 @@ fn assert_env_dump_clean(dump: &Path) {
 
 #[test]
 fn password_and_otp_commands_do_not_inherit_secret_variables() {
+    // `login`, not `token`: with DEXCRED_PAT set, `token` hands out the
+    // personal access token and runs no login at all.
     let env = Env::new();
     let idp = FakeIdp::pcd();
     idp.add_user(User::new(ALICE, ALICE_PASSWORD).with_otp(&["123456"]));
     // --password-command: every secret variable but the password is set
     // (DEXCRED_PASSWORD would win over the command).
     let dump = env.path().join("password-env");
-    let mut cmd = env.dexcred(["token"]);
+    let mut cmd = env.dexcred(["login"]);
     cmd.args(keycloak_args(&idp))
         .args([
             "--password-command",
@@ -616,7 +618,7 @@ fn password_and_otp_commands_do_not_inherit_secret_variables() {
 
     // --otp-command with the password (and the others but the OTP) set.
     let dump = env.path().join("otp-env");
-    let mut cmd = env.dexcred(["token"]);
+    let mut cmd = env.dexcred(["login"]);
     cmd.args(keycloak_args(&idp))
         .args([
             "--otp-command",
