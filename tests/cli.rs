@@ -844,13 +844,15 @@ fn git_finds_the_credential_helper_by_its_name() {
 
 // ------------------------------------------------- in-process, scripted
 
-/// Runs dexcred inside this test process (`dexcred::run`) with `vars` as its
-/// whole environment and `answers` for its prompts.
+/// Runs `dexcred <command>` for alice at `idp`'s PCD inside this test
+/// process (`dexcred::run`), with `vars` as its whole environment and
+/// `answers` for its prompts.
 fn run_in_process(
     env: &Env,
     vars: &[(&str, &str)],
     answers: &[&str],
-    args: &[String],
+    command: &str,
+    idp: &FakeIdp,
 ) -> (i32, String, dexcred::prompt::Scripted) {
     use dexcred::commands::Runtime;
     use dexcred::environment::Environment;
@@ -860,8 +862,8 @@ fn run_in_process(
         Environment::from_vars(vars.iter().copied()),
         std::rc::Rc::new(prompter.clone()),
     );
-    let mut argv: Vec<std::ffi::OsString> = vec!["dexcred".into()];
-    argv.extend(args.iter().map(Into::into));
+    let mut argv: Vec<std::ffi::OsString> = vec!["dexcred".into(), command.into()];
+    argv.extend(pcd_args(idp).into_iter().map(Into::into));
     argv.push("--cache-dir".into());
     argv.push(env.cache_dir().into());
     let code = dexcred::run(argv, &rt);
@@ -872,9 +874,7 @@ fn run_in_process(
 fn an_in_process_login_asks_the_prompter_for_the_password_once() {
     let env = Env::new();
     let idp = FakeIdp::pcd();
-    let mut login = vec!["login".to_string()];
-    login.extend(pcd_args(&idp));
-    let (code, out, prompter) = run_in_process(&env, &[], &[ALICE_PASSWORD], &login);
+    let (code, out, prompter) = run_in_process(&env, &[], &[ALICE_PASSWORD], "login", &idp);
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         prompter.asked(),
@@ -887,9 +887,7 @@ fn an_in_process_login_asks_the_prompter_for_the_password_once() {
     assert_eq!(idp.counts().password_grant, 1);
 
     // The token it saved is what `token` hands out next, without a prompt.
-    let mut token = vec!["token".to_string()];
-    token.extend(pcd_args(&idp));
-    let (code, out, prompter) = run_in_process(&env, &[], &[], &token);
+    let (code, out, prompter) = run_in_process(&env, &[], &[], "token", &idp);
     assert_eq!(code, 0);
     let saved = entry_token(&env.only_entry(), "id_token").expect("id_token saved");
     assert_eq!(out, format!("{saved}\n"));
@@ -901,16 +899,14 @@ fn an_in_process_login_asks_the_prompter_for_the_password_once() {
 fn an_in_process_run_reads_only_the_environment_it_is_given() {
     let env = Env::new();
     let idp = FakeIdp::pcd();
-    let mut login = vec!["login".to_string()];
-    login.extend(pcd_args(&idp));
     // The password from the given environment: no prompt.
     let vars = [("DEXCRED_PASSWORD", ALICE_PASSWORD)];
-    let (code, _, prompter) = run_in_process(&env, &vars, &[], &login);
+    let (code, _, prompter) = run_in_process(&env, &vars, &[], "login", &idp);
     assert_eq!(code, 0);
     assert!(prompter.asked().is_empty());
     // Without it, in a fresh cache, the prompter is asked; a wrong answer
     // is an authentication failure (exit 3) with nothing on stdout.
-    let (code, out, prompter) = run_in_process(&Env::new(), &[], &["wrong"], &login);
+    let (code, out, prompter) = run_in_process(&Env::new(), &[], &["wrong"], "login", &idp);
     assert_eq!((code, out.as_str()), (3, ""));
     assert_eq!(prompter.asked().len(), 1);
 }
