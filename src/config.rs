@@ -152,15 +152,7 @@ impl Config {
                 "--username NAME (or DEXCRED_USERNAME) is required to log in with a password",
             ));
         }
-        let client_id = match (non_empty(&p.client_id), is_pcd) {
-            (Some(id), _) => id,
-            (None, true) => "kubernetes".to_string(),
-            (None, false) => {
-                return Err(Error::usage(
-                    "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
-                ));
-            }
-        };
+        let client_id = client_id(p, is_pcd)?;
         let mut extra_params = parse_extra_params(&p.extra_params)?;
         let connector_id = non_empty(&p.connector_id);
         let connector_id = match (is_pcd, connector_id) {
@@ -210,15 +202,7 @@ impl Config {
                 "--grant token_exchange logs in with a subject token, not as --username; remove it",
             ));
         }
-        let client_id = match (non_empty(&p.client_id), is_pcd) {
-            (Some(id), _) => id,
-            (None, true) => "kubernetes".to_string(),
-            (None, false) => {
-                return Err(Error::usage(
-                    "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
-                ));
-            }
-        };
+        let client_id = client_id(p, is_pcd)?;
         let connector_id = non_empty(&p.connector_id).ok_or_else(|| {
             Error::usage(
                 "--grant token_exchange needs --connector-id ID: the Dex connector that verifies \
@@ -539,6 +523,18 @@ pub fn given(value: &Option<String>) -> Option<&str> {
 
 fn non_empty(value: &Option<String>) -> Option<String> {
     given(value).map(str::to_string)
+}
+
+/// `--client-id`, which PCD defaults to `kubernetes` and other providers
+/// require.
+fn client_id(p: &ProviderArgs, is_pcd: bool) -> Result<String> {
+    match (non_empty(&p.client_id), is_pcd) {
+        (Some(id), _) => Ok(id),
+        (None, true) => Ok("kubernetes".to_string()),
+        (None, false) => Err(Error::usage(
+            "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
+        )),
+    }
 }
 
 fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
