@@ -10,6 +10,8 @@
 //! is asked for, so the cache-hit path pays only for the few variables it
 //! uses. [`Environment::from_vars`] builds one from a list instead, for
 //! tests that run commands in-process without touching the real one.
+//! Child processes (`--password-command`, `git config`) still inherit this
+//! process's environment, minus the secrets (see `crate::child`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
