@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests need; CI runs this as root on a fresh machine.
 #   tinyproxy  the real HTTP proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY)
 #   faketime   tests/expiry.rs moves dexcred's clock with libfaketime
+#   chromium   browser and device logins (tests/oidc/browser.mjs drives it
+#              through playwright-core; browser downloads do not work here)
 debs=()
 [ -x /usr/bin/tinyproxy ] || debs+=(tinyproxy)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || debs+=(faketime)
+[ -x /usr/bin/chromium ] || debs+=(chromium)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
@@ -21,7 +24,7 @@ if [ ${#debs[@]} -gt 0 ]; then
   fi
 fi
 
-for tool in kubectl git node npm cargo faketime; do
+for tool in kubectl git node npm cargo faketime chromium; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required but not installed" >&2; exit 1; }
 done
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -29,7 +32,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   exit 1
 fi
 
-if [ -f tests/oidc/package-lock.json ] && [ ! -d tests/oidc/node_modules ]; then
+# The browser and device-login tests run dexcred at a pseudo-terminal with
+# script(1) from util-linux (Debian: bsdutils, always installed).
+command -v script >/dev/null || { echo "test.sh: script (util-linux) is required" >&2; exit 1; }
+
+# Install (again) when node_modules is missing or no longer matches
+# package.json, e.g. after playwright-core was added to an existing checkout.
+if [ -f tests/oidc/package-lock.json ] && ! (cd tests/oidc && npm ls --all >/dev/null 2>&1); then
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -29,7 +29,7 @@ pub const DEFAULT_USER_DOMAIN: &str = "Default";
 pub const DEFAULT_TIMEOUT: u64 = 30;
 pub const DEFAULT_LOCK_TIMEOUT: u64 = 60;
 /// Default of `--login-timeout`: long enough for a person to type a
-/// password or finish a browser login.
+/// password or finish a browser or device-code login.
 pub const DEFAULT_LOGIN_TIMEOUT: u64 = 300;
 
 const EXAMPLES: &str = "\
@@ -131,6 +131,12 @@ pub enum GrantArg {
     /// RFC 8693: trade a CI system's identity token for one from Dex
     #[value(name = "token_exchange", alias = "token-exchange")]
     TokenExchange,
+    /// Browser login: authorization code with PKCE and a loopback redirect
+    #[value(name = "authorization_code", alias = "authorization-code")]
+    AuthorizationCode,
+    /// Device authorization grant (RFC 8628): a code to enter on another device
+    #[value(name = "device_code", alias = "device-code")]
+    DeviceCode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -395,7 +401,7 @@ pub struct ProviderArgs {
     )]
     pub lock_timeout: u64,
 
-    /// Longest wait for a person during a login (a prompt; another process's login), in seconds
+    /// Longest wait for a person during a login (a prompt, a browser or device-code login; another process's login), in seconds
     #[arg(
         long,
         env = "DEXCRED_LOGIN_TIMEOUT",
@@ -406,6 +412,27 @@ pub struct ProviderArgs {
         help_heading = "Connection"
     )]
     pub login_timeout: u64,
+
+    /// Loopback address for the browser redirect, e.g. 127.0.0.1:8000 (repeatable, tried in order; comma-separated in the env var) [default: 127.0.0.1 on a free port]
+    #[arg(
+        long = "listen-address",
+        env = "DEXCRED_LISTEN_ADDRESS",
+        hide_env_values = true,
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        help_heading = "Browser and device login"
+    )]
+    pub listen_addresses: Vec<String>,
+
+    /// Command that opens the login URL (appended as its last argument) [default: $BROWSER, xdg-open or open]
+    #[arg(
+        long,
+        env = "DEXCRED_BROWSER_COMMAND",
+        hide_env_values = true,
+        value_name = "CMD",
+        help_heading = "Browser and device login"
+    )]
+    pub browser_command: Option<String>,
 
     /// Renew now (refresh token first, like an expired entry) instead of using the cache
     #[arg(

@@ -19,9 +19,10 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
 use crate::log::Log;
+use crate::login;
 use crate::prompt::Prompter;
 use crate::provider::exchange::TokenExchange;
-use crate::provider::oauth::{AuthMethod, Endpoint, GrantKind, OAuth};
+use crate::provider::oauth::{self, AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
 use crate::proxy::ProxyEnv;
@@ -49,6 +50,16 @@ const RESERVED_PARAMS: &[&str] = &[
     "subject_token_type",
     "requested_token_type",
     "actor_token",
+    // Browser and device logins set these themselves.
+    "code",
+    "code_verifier",
+    "device_code",
+    "redirect_uri",
+    "response_type",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
 ];
 
 #[derive(Debug, Clone)]
@@ -86,8 +97,9 @@ pub struct Config {
     pub log: Log,
     pub force_refresh: bool,
     pub lock_timeout: Duration,
-    /// Bounds a login that waits on a person: a prompt, and how long other
-    /// processes wait for such a login (`--login-timeout`).
+    /// Bounds a login that waits on a person (a prompt, a browser or
+    /// device-code login) and how long other processes wait for such a
+    /// login (`--login-timeout`).
     pub login_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
@@ -109,6 +121,7 @@ pub struct Config {
     otp: Sources,
     /// Set for `--grant token_exchange`.
     exchange: Option<Exchange>,
+    login: login::Settings,
 }
 
 /// What a token exchange needs beyond the key: where the subject token is.
@@ -140,6 +153,9 @@ impl Config {
                     "--pcd logs in with a password; --grant client_credentials needs --token-url or --issuer",
                 ));
             }
+            (Some(g @ (GrantArg::AuthorizationCode | GrantArg::DeviceCode)), _) => {
+                interactive_grant(g, &kind)?
+            }
             (Some(GrantArg::Password), _) | (None, Some(_)) => Grant::Password,
             // PCD logs in with a password only: without --username that is
             // a usage error below, not a client-credentials login.
@@ -166,6 +182,11 @@ impl Config {
         };
         let scope = non_empty(&p.scope)
             .or_else(|| is_pcd.then(|| pcd::DEFAULT_SCOPE.to_string()))
+            .or_else(|| {
+                grant
+                    .needs_person()
+                    .then(|| oauth::DEFAULT_INTERACTIVE_SCOPE.to_string())
+            })
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
         let field = match (p.token_field, is_pcd) {
             (Some(TokenFieldArg::IdToken), _) | (None, true) => TokenField::IdToken,
@@ -361,6 +382,7 @@ impl Config {
                 key.client_id
             )));
         }
+        let login = login_settings(p, env)?;
         let account = match &key.username {
             Some(u) => format!("{u} at {}", key.url),
             None => format!("client {} at {}", key.client_id, key.url),
@@ -403,6 +425,7 @@ impl Config {
                 command: non_empty(&p.otp_command),
             },
             exchange: None,
+            login,
         })
     }
 
@@ -414,6 +437,8 @@ impl Config {
         let grant = match key.grant {
             Grant::Password => GrantKind::Password,
             Grant::ClientCredentials => GrantKind::ClientCredentials,
+            Grant::AuthorizationCode => GrantKind::AuthorizationCode,
+            Grant::DeviceCode => GrantKind::DeviceCode,
             Grant::TokenExchange => {
                 return Ok(Box::new(self.exchange_provider(client_secret)));
             }
@@ -441,6 +466,8 @@ impl Config {
                 auth_method: self.auth_method,
                 scope: key.scope.clone(),
                 extra_params: key.extra_params.clone(),
+                field: self.field,
+                login: self.login.clone(),
             }),
         })
     }
@@ -471,6 +498,22 @@ impl Config {
             extra_params: key.extra_params.clone(),
             via_pcd: matches!(self.kind, Kind::Pcd),
         }
+    }
+
+    /// The `dexcred login …` command that logs this identity in at a
+    /// terminal, for messages about logins that need a person.
+    pub fn login_command(&self) -> String {
+        let mut command = format!(
+            "dexcred login {} {} --client-id {} --grant {}",
+            self.provider_flag(),
+            self.key.url,
+            self.key.client_id,
+            self.key.grant.as_str()
+        );
+        if let Some(user) = &self.key.username {
+            command.push_str(&format!(" --username {user}"));
+        }
+        command
     }
 
     fn client_secret(&self) -> Result<Option<Secret>> {
@@ -514,6 +557,43 @@ impl Config {
             self.account.clone(),
         )
     }
+}
+
+/// Browser and device logins find their endpoints by discovery, so they
+/// need `--issuer`.
+fn interactive_grant(grant: GrantArg, kind: &Kind) -> Result<Grant> {
+    let (kind_of, name) = match grant {
+        GrantArg::DeviceCode => (Grant::DeviceCode, "device_code"),
+        _ => (Grant::AuthorizationCode, "authorization_code"),
+    };
+    match kind {
+        Kind::OAuth(Endpoint::Issuer(_)) => Ok(kind_of),
+        _ => Err(Error::usage(format!(
+            "--grant {name} finds its endpoints by OpenID discovery: use --issuer URL (not --pcd or --token-url)"
+        ))),
+    }
+}
+
+/// `--listen-address`, `--browser-command` and `--login-timeout`, checked
+/// before anything touches the network.
+fn login_settings(p: &ProviderArgs, env: &Environment) -> Result<login::Settings> {
+    let listen = p
+        .listen_addresses
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(login::parse_listen_address)
+        .collect::<Result<Vec<_>>>()?;
+    let browser_command = match given(&p.browser_command) {
+        Some(text) => Some(login::parse_command("--browser-command", text)?),
+        None => None,
+    };
+    Ok(login::Settings {
+        listen,
+        browser_command,
+        timeout: Duration::from_secs(p.login_timeout),
+        env: env.clone(),
+    })
 }
 
 /// A flag's value when it was given and is not blank.
@@ -722,6 +802,83 @@ mod tests {
         );
         assert!(parse_extra_params(&["novalue".into()]).is_err());
         assert!(parse_extra_params(&["password=x".into()]).is_err());
+    }
+
+    #[test]
+    fn browser_and_device_grants_need_an_issuer_and_default_their_scope() {
+        for grant in ["authorization_code", "device_code", "device-code"] {
+            let c = config(&[
+                "--issuer",
+                "https://idp.example",
+                "--client-id",
+                "kube",
+                "--grant",
+                grant,
+            ])
+            .unwrap();
+            assert_eq!(c.key.grant.as_str(), grant.replace('-', "_"));
+            assert_eq!(c.key.scope.as_deref(), Some("openid offline_access"));
+            assert_eq!(c.login_timeout, Duration::from_secs(300));
+            assert!(c.provider().unwrap().uses_refresh_tokens());
+            assert!(
+                c.login_command().contains("--grant"),
+                "{}",
+                c.login_command()
+            );
+            for other in ["--token-url", "--pcd"] {
+                let e = config(&[
+                    other,
+                    "https://idp.example",
+                    "--client-id",
+                    "kube",
+                    "--username",
+                    "u",
+                    "--grant",
+                    grant,
+                ])
+                .unwrap_err();
+                assert_eq!(e.exit_code(), 2);
+                assert!(e.message().contains("--issuer"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn login_flags_are_checked_before_any_request() {
+        let base = [
+            "--issuer",
+            "https://idp.example",
+            "--client-id",
+            "kube",
+            "--grant",
+            "authorization_code",
+        ];
+        let with = |extra: &[&str]| config(&[&base[..], extra].concat());
+        let c = with(&[
+            "--listen-address",
+            "127.0.0.1:8000",
+            "--listen-address",
+            "[::1]:8000",
+            "--browser-command",
+            "my-browser --flag",
+            "--login-timeout",
+            "2m",
+        ])
+        .unwrap();
+        assert_eq!(c.login.listen, ["127.0.0.1:8000", "[::1]:8000"]);
+        assert_eq!(
+            c.login.browser_command.as_deref(),
+            Some(&["my-browser".to_string(), "--flag".to_string()][..])
+        );
+        assert_eq!(c.login_timeout, Duration::from_secs(120));
+        for bad in [
+            &["--listen-address", "0.0.0.0:8000"][..],
+            &["--browser-command", "open 'unclosed"],
+            &["--extra-param", "code_verifier=x"],
+            &["--extra-param", "redirect_uri=https://evil"],
+        ] {
+            assert_eq!(with(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

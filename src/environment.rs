@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where variables come from: this process, or a fixed list.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     /// `None`: the process environment, read on each lookup.
     vars: Option<Arc<BTreeMap<String, OsString>>>,

@@ -33,7 +33,15 @@ const SECRET_FIELDS: &[&str] = &[
     "subject_token",
     "totp",
     "token",
+    // Browser and device logins: the authorization code, the PKCE verifier
+    // and the device code each buy tokens on their own.
+    "code",
+    "code_verifier",
+    "device_code",
 ];
+
+/// See `Http::new`: below the shortest common server keep-alive timeout.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(4);
 
 /// How server-supplied text is shortened before it reaches the user.
 const MAX_REASON_CHARS: usize = 200;
@@ -134,6 +142,11 @@ impl Http {
             // A token endpoint that redirects is misconfigured, and following
             // a redirect with a password in the body is how it leaks.
             .max_redirects(0)
+            // Reuse a kept-alive connection only while the server surely
+            // still keeps it: Node's default keep-alive is 5 s, and a POST
+            // on a connection the server is closing fails without a retry
+            // (seen with device-code polls every 5+ seconds).
+            .max_idle_age(MAX_IDLE_AGE)
             .timeout_global(Some(timeout))
             .user_agent(concat!("dexcred/", env!("CARGO_PKG_VERSION")))
             .accept("application/json")

@@ -24,6 +24,8 @@ pub struct Claims {
     pub name: Option<String>,
     pub preferred_username: Option<String>,
     pub groups: Vec<String>,
+    /// The OpenID Connect `nonce` a browser login sent (checked, not shown).
+    pub nonce: Option<String>,
 }
 
 /// Upper bound on a token we are willing to decode. Real id_tokens with many
@@ -55,6 +57,7 @@ pub fn decode(token: &str) -> Option<Claims> {
         name: string(map.get("name")),
         preferred_username: string(map.get("preferred_username")),
         groups: groups(map.get("groups")),
+        nonce: string(map.get("nonce")),
     })
 }
 

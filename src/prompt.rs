@@ -8,7 +8,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::VecDeque;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,7 +25,13 @@ pub trait Prompter {
     /// Asks for a secret without echo, waiting at most `timeout`.
     fn secret(&self, label: &str, timeout: Duration) -> Result<Secret>;
 
-    /// Shows the person a line (a browser or device login's address and
+    /// Whether a person is there to see a message (a browser or device
+    /// login's address and code) and act on it.
+    fn present(&self) -> bool {
+        self.available()
+    }
+
+    /// Shows the person a message (a browser or device login's address and
     /// code). Never on stdout, which is the protocol.
     fn message(&self, text: &str);
 }
@@ -35,28 +41,31 @@ pub trait Prompter {
 pub struct Terminal {
     rule: Box<dyn Fn() -> bool>,
     answer: OnceCell<bool>,
+    /// For CI, which rules out a person watching stderr.
+    env: Environment,
 }
 
 impl Terminal {
     /// A terminal that may be asked when `rule` says so (kubectl's
     /// `spec.interactive`, git's terminal rules, …).
-    pub fn new(rule: impl Fn() -> bool + 'static) -> Terminal {
+    pub fn new(env: &Environment, rule: impl Fn() -> bool + 'static) -> Terminal {
         Terminal {
             rule: Box::new(rule),
             answer: OnceCell::new(),
+            env: env.clone(),
         }
     }
 
     /// The rule for commands run by people and scripts: a terminal on
     /// stdin, and not CI.
     pub fn when_stdin_is_a_terminal(env: &Environment) -> Terminal {
-        let env = env.clone();
-        Terminal::new(move || std::io::stdin().is_terminal() && !env.ci())
+        let vars = env.clone();
+        Terminal::new(env, move || std::io::stdin().is_terminal() && !vars.ci())
     }
 
     /// Never asks (logout, which needs no secret).
-    pub fn never() -> Terminal {
-        Terminal::new(|| false)
+    pub fn never(env: &Environment) -> Terminal {
+        Terminal::new(env, || false)
     }
 }
 
@@ -69,8 +78,14 @@ impl Prompter for Terminal {
         ask_on_terminal(label, timeout)
     }
 
+    /// Also: stderr, where the URL or code is shown, is a terminal, and
+    /// this is not CI.
+    fn present(&self) -> bool {
+        !self.env.ci() && std::io::stderr().is_terminal() && self.available()
+    }
+
     fn message(&self, text: &str) {
-        eprintln!("{text}");
+        let _ = writeln!(std::io::stderr(), "{text}");
     }
 }
 
@@ -214,14 +229,14 @@ mod tests {
     fn the_terminal_rule_is_asked_once() {
         let calls = Rc::new(std::cell::Cell::new(0));
         let counted = calls.clone();
-        let t = Terminal::new(move || {
+        let t = Terminal::new(&Environment::default(), move || {
             counted.set(counted.get() + 1);
             true
         });
         assert_eq!(calls.get(), 0, "not asked before it is needed");
         assert!(t.available() && t.available());
         assert_eq!(calls.get(), 1);
-        assert!(!Terminal::never().available());
+        assert!(!Terminal::never(&Environment::default()).available());
     }
 
     #[test]

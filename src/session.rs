@@ -18,7 +18,8 @@
 //! 4. **Refresh** with the refresh token, under both locks. On success the
 //!    entry (with the rotated refresh token) is saved before anything else
 //!    happens.
-//! 5. **Log in** (password or client credentials) when there is no usable
+//! 5. **Log in** (password, client credentials, or a browser or
+//!    device-code login) when there is no usable
 //!    refresh token and a login can happen in this run. The entry lock is
 //!    released first: a login may wait on a person, and no renewal may wait
 //!    behind one. The login lock serialises logins instead; a process that
@@ -163,7 +164,7 @@ fn renew(
     // Without a refresh token, a login that cannot get a password fails
     // here, before any certificate store is loaded or request made.
     if refresh_token.is_none()
-        && let Some(error) = cannot_log_in(provider.as_ref(), credentials)
+        && let Some(error) = cannot_log_in(config, provider.as_ref(), credentials)
     {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
@@ -206,7 +207,7 @@ fn renew(
                 log.debug(|| format!("the refresh token was refused ({reason}); logging in again"));
             }
         }
-        if let Some(error) = cannot_log_in(provider.as_ref(), credentials) {
+        if let Some(error) = cannot_log_in(config, provider.as_ref(), credentials) {
             return serve_stale_or_fail(config, current.as_ref(), error);
         }
     }
@@ -259,10 +260,21 @@ fn refreshed(
 }
 
 /// Why a login cannot happen in this run: the provider needs a password
-/// and there is no way to get one.
-fn cannot_log_in(provider: &dyn Provider, credentials: &Credentials) -> Option<Error> {
+/// and there is no way to get one, or a person (browser, device code) and
+/// nobody is there — decided before a browser starts or a request is sent.
+fn cannot_log_in(
+    config: &Config,
+    provider: &dyn Provider,
+    credentials: &Credentials,
+) -> Option<Error> {
     if provider.login_needs_password() {
         credentials.password_unavailable()
+    } else if provider.login_needs_person(credentials) && !crate::login::person_present(credentials)
+    {
+        Some(crate::login::nobody_there(
+            &config.account,
+            &config.login_command(),
+        ))
     } else {
         None
     }
@@ -316,7 +328,7 @@ fn log_in(
                 log.debug(|| "another process logged in while we waited".to_string());
                 return Ok(issued);
             }
-            if let Some(error) = cannot_log_in(provider, credentials) {
+            if let Some(error) = cannot_log_in(config, provider, credentials) {
                 return serve_stale_or_fail(config, current.as_ref(), error);
             }
             (lock, current, latest.unwrap_or(working))

@@ -105,6 +105,28 @@ pub enum Grant {
     ClientCredentials,
     /// RFC 8693 (`--grant token_exchange`).
     TokenExchange,
+    /// A browser login: authorization code + PKCE (`--grant authorization_code`).
+    AuthorizationCode,
+    /// RFC 8628 (`--grant device_code`).
+    DeviceCode,
+}
+
+impl Grant {
+    /// The serialised name, which is also the `--grant` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Password => "password",
+            Grant::ClientCredentials => "client_credentials",
+            Grant::TokenExchange => "token_exchange",
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::DeviceCode => "device_code",
+        }
+    }
+
+    /// Logins a person must complete in a browser or on another device.
+    pub fn needs_person(self) -> bool {
+        matches!(self, Grant::AuthorizationCode | Grant::DeviceCode)
+    }
 }
 
 /// A bearer token and the times that decide when it must be renewed.
@@ -159,6 +181,12 @@ pub struct Endpoints {
     pub revocation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_session: Option<String>,
+    /// Where the browser is sent for `--grant authorization_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// RFC 8628 `device_authorization_endpoint` for `--grant device_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization: Option<String>,
 }
 
 /// One cache file.

@@ -450,6 +450,18 @@ mod tests {
         for (value, name) in names {
             assert_eq!(value.unwrap(), serde_json::json!(name));
         }
+        for grant in [
+            Grant::Password,
+            Grant::ClientCredentials,
+            Grant::TokenExchange,
+            Grant::AuthorizationCode,
+            Grant::DeviceCode,
+        ] {
+            assert_eq!(
+                serde_json::to_value(grant).unwrap(),
+                serde_json::json!(grant.as_str())
+            );
+        }
         for kind in [
             ProviderKind::Pcd,
             ProviderKind::Issuer,

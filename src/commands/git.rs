@@ -62,8 +62,8 @@ fn get(args: &GitArgs, rt: &Runtime) -> Result<()> {
         GitAuthArg::Basic => false,
     };
     let credentials = config.credentials(rt.prompter(|env| {
-        let env = env.clone();
-        Terminal::new(move || git_may_prompt(&env))
+        let vars = env.clone();
+        Terminal::new(env, move || git_may_prompt(&vars))
     }));
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();

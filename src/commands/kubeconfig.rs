@@ -309,6 +309,17 @@ pub fn exec_args(p: &ProviderArgs, common: &CommonArgs, config: &Config) -> Resu
     if p.lock_timeout != DEFAULT_LOCK_TIMEOUT {
         args.value("--lock-timeout", &p.lock_timeout.to_string());
     }
+    // Browser and device logins: kubectl runs the plugin with the user's
+    // terminal (interactiveMode IfAvailable), so it can log in itself.
+    for address in p
+        .listen_addresses
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        args.value("--listen-address", address);
+    }
+    args.option("--browser-command", given(&p.browser_command));
     if p.login_timeout != DEFAULT_LOGIN_TIMEOUT {
         args.value("--login-timeout", &p.login_timeout.to_string());
     }
@@ -474,6 +485,57 @@ mod tests {
         assert_eq!(kc.name, "api.example.com-6443");
         let kc = built(&[&argv[..], &["--name", "prod"]].concat()).unwrap();
         assert_eq!(kc.name, "prod");
+    }
+
+    #[test]
+    fn browser_and_device_logins_keep_their_flags() {
+        let kc = built(&[
+            "--issuer",
+            "https://idp.example.com",
+            "--client-id",
+            "kube",
+            "--grant",
+            "authorization_code",
+            "--listen-address",
+            "127.0.0.1:8000",
+            "--listen-address",
+            "127.0.0.1:18000",
+            "--browser-command",
+            "firefox --new-window",
+            "--login-timeout",
+            "120",
+            "--server",
+            "https://api.example.com",
+        ])
+        .unwrap();
+        assert_eq!(
+            kc.exec.args,
+            [
+                "kubectl",
+                "--issuer",
+                "https://idp.example.com",
+                "--client-id",
+                "kube",
+                "--grant",
+                "authorization_code",
+                "--listen-address",
+                "127.0.0.1:8000",
+                "--listen-address",
+                "127.0.0.1:18000",
+                "--browser-command",
+                "firefox --new-window",
+                "--login-timeout",
+                "120",
+                "--cache-dir",
+                "/tmp/dexcred-kc"
+            ]
+        );
+        let doc = kubeconfig::document(&kc);
+        assert!(
+            doc.contains("interactiveMode: \"IfAvailable\"")
+                || doc.contains("interactiveMode: IfAvailable"),
+            "{doc}"
+        );
     }
 
     #[test]

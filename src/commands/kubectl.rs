@@ -17,9 +17,9 @@ pub fn run(args: &KubectlArgs, rt: &Runtime) -> Result<()> {
     let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     // kubectl's `spec.interactive` is the truth when present: with
     // interactiveMode Never it is false even at a terminal.
-    let prompter = rt.prompter(|_| match info.interactive {
-        Some(known) => Terminal::new(move || known),
-        None => Terminal::new(|| std::io::stdin().is_terminal()),
+    let prompter = rt.prompter(|env| match info.interactive {
+        Some(known) => Terminal::new(env, move || known),
+        None => Terminal::new(env, || std::io::stdin().is_terminal()),
     });
     let credentials = config.credentials(prompter);
     let issued = session::get_token(&config, &credentials)?;

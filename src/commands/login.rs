@@ -42,6 +42,12 @@ fn summary(config: &Config, issued: &Issued, path: &str, now: i64) -> Result<Str
         .clone()
         .or(claims.preferred_username.clone())
         .or(config.key.username.clone())
+        // A browser or device login names no user up front; the id_token's
+        // subject is who logged in.
+        .or(claims
+            .sub
+            .clone()
+            .filter(|_| config.key.username.is_none() && entry.id_token.is_some()))
         .unwrap_or_else(|| config.key.client_id.clone());
     // Claims are the server's text: escaped, so control characters in them
     // cannot move the cursor or fake lines on the user's terminal.

@@ -60,7 +60,7 @@ fn all(args: &LogoutArgs, rt: &Runtime) -> Result<()> {
 
 /// Logout never prompts: it needs no password.
 fn never(rt: &Runtime) -> std::rc::Rc<dyn crate::prompt::Prompter> {
-    rt.prompter(|_| Terminal::never())
+    rt.prompter(Terminal::never)
 }
 
 fn describe(config: &Config, report: &LogoutReport) -> String {

@@ -137,6 +137,12 @@ impl Credentials {
         self.prompter.message(text);
     }
 
+    /// Whether a person is there to see a browser or device login's URL
+    /// or code and act on it.
+    pub fn person_present(&self) -> bool {
+        self.prompter.present()
+    }
+
     /// Whether dexcred may ask a person in this run.
     pub fn is_interactive(&self) -> bool {
         self.prompter.available()
@@ -308,7 +314,7 @@ struct RawTokenResponse {
 
 /// `expires_in` is a JSON number by RFC 6749, but some servers send a
 /// string or a float; accept those rather than fail a working login.
-fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
+pub fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<i64>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(d)?;
@@ -467,9 +473,10 @@ pub trait Provider {
     fn login_needs_password(&self) -> bool;
 
     /// Whether `login` will wait on a person in this run: a password
-    /// prompt (or, for browser and device grants, a browser). Other
-    /// processes that need a login then wait for this one up to
-    /// `--login-timeout` longer, so N processes make one prompt.
+    /// prompt, or a browser or device-code login. Such a login is refused
+    /// up front in a run nobody watches, and other processes that need a
+    /// login wait for it up to `--login-timeout` longer, so N processes
+    /// make one prompt (one browser window, one device code).
     fn login_needs_person(&self, credentials: &Credentials) -> bool {
         self.login_needs_password() && credentials.password_needs_prompt()
     }

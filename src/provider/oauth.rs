@@ -5,6 +5,11 @@
 //! with the secret in the form (`client_secret_post`) or in HTTP Basic
 //! (`client_secret_basic`), and any server found by OpenID discovery.
 //!
+//! Browser and device logins (`--grant authorization_code`, `device_code`)
+//! are run by `crate::login`; this module gives them the discovered
+//! endpoints and the token exchange, and renews their sessions like
+//! password sessions.
+//!
 //! Renewal policy: password sessions renew with their refresh token;
 //! client-credentials tokens are renewed by asking again, because a client
 //! holding its secret gains nothing from a refresh token (RFC 6749 §4.4.3
@@ -14,9 +19,10 @@
 use super::{
     ClientAuth, Context, Grant, Logout, Provider, RefreshError, TokenError, token_request,
 };
-use crate::cache::{Endpoints, Entry};
+use crate::cache::{Endpoints, Entry, TokenField};
 use crate::error::{Error, Result};
 use crate::http::{BasicAuth, BasicEncoding};
+use crate::login::{self, browser, device};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +33,24 @@ pub enum Endpoint {
     Issuer(String),
 }
 
-/// The two grants this provider logs in with itself. The cache key's
-/// vocabulary ([`crate::cache::Grant`]) has more: token exchange is
+/// The grants this provider logs in with itself. The cache key's
+/// vocabulary ([`crate::cache::Grant`]) has one more: token exchange is
 /// [`super::exchange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantKind {
     Password,
     ClientCredentials,
+    /// A browser login: authorization code + PKCE, loopback redirect.
+    AuthorizationCode,
+    /// RFC 8628: a code entered on another device.
+    DeviceCode,
+}
+
+impl GrantKind {
+    /// Logins a person must complete in a browser or on another device.
+    pub fn needs_person(self) -> bool {
+        matches!(self, GrantKind::AuthorizationCode | GrantKind::DeviceCode)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +90,17 @@ pub struct OAuth {
     pub auth_method: AuthMethod,
     pub scope: Option<String>,
     pub extra_params: Vec<(String, String)>,
+    /// The token handed out: decides what a refresh without an id_token
+    /// means for browser and device sessions.
+    pub field: TokenField,
+    /// Listener, browser command and time limit of browser/device logins.
+    pub login: login::Settings,
 }
+
+/// Scope of browser and device logins without `--scope`: an id_token
+/// (`openid`) and a refresh token (`offline_access`, which Dex and
+/// oidc-provider require before they issue one).
+pub const DEFAULT_INTERACTIVE_SCOPE: &str = "openid offline_access";
 
 const KEYCLOAK_TOKEN_SUFFIX: &str = "/protocol/openid-connect/token";
 const KEYCLOAK_LOGOUT_SUFFIX: &str = "/protocol/openid-connect/logout";
@@ -134,6 +161,8 @@ impl OAuth {
                 token: url.clone(),
                 revocation: self.revocation_url.clone(),
                 end_session: self.logout_url.clone().or_else(|| keycloak_logout_for(url)),
+                authorization: None,
+                device_authorization: None,
             }),
             Endpoint::Issuer(issuer) => {
                 if let (Some(saved), false) = (&entry.endpoints, rediscover) {
@@ -229,6 +258,84 @@ impl OAuth {
                 Some("check --client-id and the client secret"),
             )
         })
+    }
+
+    fn scope_or_default(&self) -> &str {
+        self.scope.as_deref().unwrap_or(DEFAULT_INTERACTIVE_SCOPE)
+    }
+
+    /// `--grant authorization_code`: a browser login, then the code
+    /// exchange with the PKCE verifier.
+    fn browser_login(&self, ctx: &Context<'_>, endpoints: &Endpoints) -> Result<Grant> {
+        let authorization_endpoint = endpoints.authorization.as_deref().ok_or_else(|| {
+            Error::provider(
+                "the issuer's discovery document has no authorization_endpoint;                  it cannot do browser logins (try --grant device_code)",
+            )
+        })?;
+        let request = browser::Request {
+            authorization_endpoint,
+            client_id: &self.client_id,
+            scope: self.scope_or_default(),
+            extra_params: &self.extra_params,
+        };
+        browser::login(&self.login, ctx.credentials, ctx.log, &request, |code| {
+            let fields = [
+                ("grant_type", "authorization_code"),
+                ("code", code.code.expose()),
+                ("redirect_uri", code.redirect_uri.as_str()),
+                ("code_verifier", code.verifier.expose()),
+            ];
+            token_request(
+                ctx,
+                &endpoints.token,
+                &self.client_id,
+                &self.client_auth(),
+                &fields,
+            )
+            .map_err(|e| e.into_error("exchanging the authorization code"))
+        })
+    }
+
+    /// `--grant device_code`: RFC 8628.
+    fn device_login(&self, ctx: &Context<'_>, endpoints: &Endpoints) -> Result<Grant> {
+        let device_authorization_endpoint =
+            endpoints.device_authorization.as_deref().ok_or_else(|| {
+                Error::provider(
+                    "the issuer's discovery document has no device_authorization_endpoint;                      it does not offer device logins (try --grant authorization_code)",
+                )
+            })?;
+        let auth = self.client_auth();
+        let request = device::Request {
+            device_authorization_endpoint,
+            token_endpoint: &endpoints.token,
+            client_id: &self.client_id,
+            auth: &auth,
+            scope: self.scope_or_default(),
+            extra_params: &self.extra_params,
+        };
+        device::login(ctx, &self.login, &request)
+    }
+
+    /// Keycloak may leave the id_token out of a refresh response (kubelogin
+    /// issue #536). The old one is kept only while it is still alive; once
+    /// it has expired it is dropped, and when it is the token handed out,
+    /// the session needs a new login.
+    fn check_refreshed_id_token(
+        &self,
+        entry: &mut Entry,
+        grant: &Grant,
+        now: i64,
+    ) -> std::result::Result<(), RefreshError> {
+        if grant.id_token.is_some() || entry.id_token.as_ref().is_some_and(|t| t.is_alive(now)) {
+            return Ok(());
+        }
+        if self.field == TokenField::IdToken {
+            return Err(RefreshError::Rejected(
+                "the refresh response has no id_token and the cached one has expired".to_string(),
+            ));
+        }
+        entry.id_token = None;
+        Ok(())
     }
 
     /// Keycloak-style logout: POST the refresh token to the logout endpoint;
@@ -435,12 +542,23 @@ fn parse_discovery(issuer: &str, url: &str, body: &str) -> Result<Endpoints> {
         token: field("token_endpoint")?.ok_or_else(not_metadata)?,
         revocation: field("revocation_endpoint")?,
         end_session: field("end_session_endpoint")?,
+        authorization: field("authorization_endpoint")?,
+        device_authorization: field("device_authorization_endpoint")?,
     })
 }
 
 impl Provider for OAuth {
     fn login(&self, ctx: &Context<'_>, entry: &mut Entry) -> Result<Grant> {
         match self.grant {
+            // Rare, like a password login: discover afresh.
+            GrantKind::AuthorizationCode => {
+                let endpoints = self.endpoints(ctx, entry, true)?;
+                self.browser_login(ctx, &endpoints)
+            }
+            GrantKind::DeviceCode => {
+                let endpoints = self.endpoints(ctx, entry, true)?;
+                self.device_login(ctx, &endpoints)
+            }
             // A password login is rare (first use, or the session ended):
             // a good moment to pick up changed endpoints.
             GrantKind::Password => {
@@ -481,14 +599,18 @@ impl Provider for OAuth {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
         ];
-        token_request(
+        let grant = token_request(
             ctx,
             &endpoints.token,
             &self.client_id,
             &self.client_auth(),
             &fields,
         )
-        .map_err(TokenError::into_refresh_error)
+        .map_err(TokenError::into_refresh_error)?;
+        if self.grant.needs_person() {
+            self.check_refreshed_id_token(entry, &grant, ctx.now)?;
+        }
+        Ok(grant)
     }
 
     fn logout(&self, ctx: &Context<'_>, entry: &Entry) -> Logout {
@@ -527,14 +649,90 @@ impl Provider for OAuth {
         self.grant == GrantKind::Password
     }
 
+    fn login_needs_person(&self, credentials: &super::Credentials) -> bool {
+        self.grant.needs_person()
+            || (self.login_needs_password() && credentials.password_needs_prompt())
+    }
+
     fn uses_refresh_tokens(&self) -> bool {
-        self.grant == GrantKind::Password
+        self.grant == GrantKind::Password || self.grant.needs_person()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn browser_oauth(field: TokenField) -> OAuth {
+        OAuth {
+            endpoint: Endpoint::Issuer("https://i".into()),
+            logout_url: None,
+            revocation_url: None,
+            grant: GrantKind::AuthorizationCode,
+            username: None,
+            client_id: "c".into(),
+            client_secret: None,
+            auth_method: AuthMethod::Post,
+            scope: None,
+            extra_params: vec![],
+            field,
+            login: login::Settings {
+                listen: vec![],
+                browser_command: None,
+                timeout: std::time::Duration::from_secs(300),
+                env: crate::environment::Environment::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_refresh_without_id_token_keeps_the_old_one_only_while_it_lives() {
+        use crate::cache::{Key, StoredToken};
+        let key = Key {
+            provider: crate::cache::ProviderKind::Issuer,
+            url: "https://i".into(),
+            grant: crate::cache::Grant::AuthorizationCode,
+            username: None,
+            user_domain: None,
+            project: None,
+            client_id: "c".into(),
+            connector_id: None,
+            scope: None,
+            extra_params: vec![],
+            exchange: None,
+        };
+        let token = |v: &str, expires_at| StoredToken {
+            value: Secret::new(v),
+            expires_at,
+            issued_at: 0,
+        };
+        let grant = Grant {
+            id_token: None,
+            access_token: Some(token("at", 5000)),
+            refresh_token: Some(Secret::new("r2")),
+            refresh_expires_at: None,
+        };
+        let mut entry = Entry::new(key, 0);
+        entry.id_token = Some(token("id", 1000));
+        // Still alive at 999: kept, whatever is handed out.
+        for field in [TokenField::IdToken, TokenField::AccessToken] {
+            let mut e = entry.clone();
+            browser_oauth(field)
+                .check_refreshed_id_token(&mut e, &grant, 999)
+                .unwrap();
+            assert!(e.id_token.is_some());
+        }
+        // Expired: handing out the id_token means logging in again ...
+        let mut e = entry.clone();
+        let r = browser_oauth(TokenField::IdToken).check_refreshed_id_token(&mut e, &grant, 1000);
+        assert!(matches!(r, Err(RefreshError::Rejected(_))));
+        // ... otherwise the dead id_token is dropped and the refresh stands.
+        let mut e = entry.clone();
+        browser_oauth(TokenField::AccessToken)
+            .check_refreshed_id_token(&mut e, &grant, 1000)
+            .unwrap();
+        assert!(e.id_token.is_none());
+    }
 
     #[test]
     fn keycloak_logout_is_derived_from_the_token_url() {
@@ -554,6 +752,15 @@ mod tests {
         assert_eq!(e.token, "https://i/token");
         assert_eq!(e.revocation.as_deref(), Some("https://i/revoke"));
         assert_eq!(e.end_session, None);
+        assert_eq!(e.authorization, None);
+        let doc = r#"{"token_endpoint":"https://i/token","authorization_endpoint":"https://i/auth",
+            "device_authorization_endpoint":"https://i/device/code"}"#;
+        let e = parse(doc).unwrap();
+        assert_eq!(e.authorization.as_deref(), Some("https://i/auth"));
+        assert_eq!(
+            e.device_authorization.as_deref(),
+            Some("https://i/device/code")
+        );
         assert!(parse(r#"{"issuer":"https://i"}"#).is_err());
         assert!(parse(r#"{"token_endpoint":"javascript:x"}"#).is_err());
         assert!(parse("<html>").is_err());

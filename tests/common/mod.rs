@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 pub use dexcred_testkit::idp::{ALICE, ALICE_PASSWORD};
 
+/// The real OpenID Connect server and browser for interactive logins.
+pub mod oidc;
+pub mod pty;
+
 /// The dexcred binary built for this test run.
 pub fn dexcred_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dexcred"))

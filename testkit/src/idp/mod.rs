@@ -12,6 +12,7 @@
 //! | Keycloak | `/auth/realms/{realm}/protocol/openid-connect/{token,logout,revoke}`, `/auth/realms/{realm}/.well-known/openid-configuration` (also without `/auth`) |
 //! | Basic client credentials | `POST /api/id/v1/auth/token` |
 //! | GitHub Actions ID token stand-in | `GET /_github/idtoken` (Bearer request token) |
+//! | SSO issuer (browser and device logins) | `/sso/{authorize,token,device/code,revoke}`, `/sso/.well-known/openid-configuration` |
 //! | testkit counters | `GET /_testkit/counts` (JSON [`Counts`]) |
 
 mod basic_cc;
@@ -21,6 +22,7 @@ mod exchange;
 mod jwt;
 mod keycloak;
 mod keystone;
+mod sso;
 mod state;
 
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ pub use config::{
 };
 pub use exchange::{GITHUB_DEFAULT_AUDIENCE, GITHUB_SUBJECT};
 pub use jwt::{decode_payload, unsigned_jwt};
+pub use sso::{BrowserMode, DeviceAnswer};
 
 use crate::http::{Handler, Reply, Request, Server};
 use crate::util::{lock, random_token};
@@ -258,6 +261,14 @@ impl FakeIdp {
         self.state().is_valid_token(token)
     }
 
+    /// Makes a token issued by another (real) identity provider valid here
+    /// for `lifetime`, for user `username`: lets the Kubernetes stub and the
+    /// git server stand in for servers that trust that provider.
+    pub fn trust_token(&self, token: &str, username: &str, lifetime: Duration) {
+        self.state()
+            .remember_token(token, Some(username), lifetime, None);
+    }
+
     /// The user an access/id token was issued to (`None` for unknown tokens
     /// and client-credentials tokens).
     pub fn token_user(&self, token: &str) -> Option<String> {
@@ -327,6 +338,39 @@ impl FakeIdp {
             .values()
             .filter(|r| r.username == username)
             .count()
+    }
+
+    /// `{url}/sso`: the issuer for browser and device logins.
+    pub fn sso_issuer(&self) -> String {
+        format!("{}/sso", self.url())
+    }
+
+    /// What the SSO authorization endpoint does with the next requests.
+    pub fn set_browser_mode(&self, mode: BrowserMode) {
+        self.state().sso.browser = mode;
+    }
+
+    /// Answers for the next device-code polls, in order (then: approve).
+    pub fn script_device(&self, answers: &[DeviceAnswer]) {
+        self.state().sso.script = answers.iter().copied().collect();
+    }
+
+    /// `interval` and `expires_in` of device authorizations (default 5 and
+    /// 600 seconds).
+    pub fn set_device_timing(&self, interval_secs: u64, expires_in_secs: u64) {
+        let mut state = self.state();
+        state.sso.interval = interval_secs;
+        state.sso.expires_in = expires_in_secs;
+    }
+
+    /// Leave the id_token out of SSO refresh responses (as Keycloak may).
+    pub fn set_omit_id_token_on_refresh(&self, omit: bool) {
+        self.state().sso.omit_id_token_on_refresh = omit;
+    }
+
+    /// When each device-code poll arrived.
+    pub fn device_poll_times(&self) -> Vec<std::time::Instant> {
+        self.state().sso.poll_times.clone()
     }
 
     /// Request counters.
@@ -401,6 +445,7 @@ fn route(state: &mut State, req: &Request) -> Reply {
         "/dex/.well-known/openid-configuration" => dex::discovery(state),
         exchange::GITHUB_PATH => exchange::github_id_token(state, req),
         "/api/id/v1/auth/token" => basic_cc::token(state, req),
+        p if p.starts_with("/sso/") => sso::route(state, req, &p["/sso/".len()..]),
         p if p.starts_with("/api/id/") => basic_cc::not_found(),
         "/_testkit/counts" => Reply::json(200, &serde_json::json!(state.counts)),
         _ => match keycloak::parse_path(path) {

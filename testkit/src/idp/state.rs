@@ -109,6 +109,8 @@ pub(crate) struct State {
     pub requests: Vec<RecordedRequest>,
     /// The CI issuer and the Dex connectors that trust it (token exchange).
     pub ci: super::exchange::Ci,
+    /// The browser/device-login issuer under `/sso`.
+    pub sso: super::sso::SsoState,
 }
 
 impl State {
@@ -137,6 +139,7 @@ impl State {
             faults: Vec::new(),
             requests: Vec::new(),
             ci: super::exchange::Ci::new(),
+            sso: super::sso::SsoState::default(),
         };
         for user in config.users {
             state.add_user(user);
@@ -374,7 +377,11 @@ impl RequestKind {
         if path == super::exchange::GITHUB_PATH {
             return RequestKind::GithubIdToken;
         }
+        if path == "/sso/revoke" {
+            return RequestKind::Revoke;
+        }
         let token_endpoint = path == "/dex/token"
+            || path == "/sso/token"
             || path == "/api/id/v1/auth/token"
             || path.ends_with("/protocol/openid-connect/token");
         if !token_endpoint {
