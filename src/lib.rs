@@ -8,7 +8,7 @@
 //! - [`session`] is the use case: cache hit, or lock → re-read → renew;
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
-//!   [`http`]; [`login`] runs the browser and device-code logins;
+//!   [`http`]; [`provider::login`] runs the browser and device-code logins;
 //! - [`environment`] is the only reader of environment variables and
 //!   [`prompt`] the only code that asks a person; both are passed down;
 //! - [`jwt`], [`secret`], [`fs`], [`url`], [`child`], [`log`] and
@@ -31,7 +31,6 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
-pub mod login;
 pub mod prompt;
 pub mod protocol;
 pub mod provider;

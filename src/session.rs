@@ -269,9 +269,10 @@ fn cannot_log_in(
 ) -> Option<Error> {
     if provider.login_needs_password() {
         credentials.password_unavailable()
-    } else if provider.login_needs_person(credentials) && !crate::login::person_present(credentials)
+    } else if provider.login_needs_person(credentials)
+        && !crate::provider::login::person_present(credentials)
     {
-        Some(crate::login::nobody_there(
+        Some(crate::provider::login::nobody_there(
             &config.account,
             &config.login_command(),
         ))

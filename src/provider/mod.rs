@@ -8,8 +8,14 @@
 //!   from resmgr, then Dex's token endpoint.
 //! - [`oauth`]: any OAuth 2.0 / OpenID Connect token endpoint (Keycloak,
 //!   client-credentials services), by URL or by discovery.
+//! - [`exchange`]: RFC 8693 token exchange (Dex's flavour).
+//! - [`login`]: the logins that need a person (browser with PKCE, device
+//!   code), which the OAuth provider runs; they live here because they are
+//!   grants of this layer (they call [`token_request`] and return a
+//!   [`Grant`]).
 
 pub mod exchange;
+pub mod login;
 pub mod oauth;
 pub mod pcd;
 
