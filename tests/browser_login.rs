@@ -204,7 +204,8 @@ fn after_a_chromium_login_real_kubectl_and_git_need_no_further_prompt() {
         .args(["-c", "credential.helper="])
         .arg("-c")
         .arg(format!(
-            "credential.helper=!dexcred git {}",
+            "credential.{}.helper=!dexcred git {}",
+            git.url(),
             shell_line(&flags)
         ))
         .args(["clone", "-q", &git.repo_url(), "repo"]);
@@ -278,7 +279,7 @@ fn nobody_there_means_no_browser_no_request_and_exit_3() {
         );
         assert!(terminal_failure(&out, 3).contains("dexcred login"));
         // git with GIT_TERMINAL_PROMPT=0, at a terminal.
-        let mut git_words = words(&["dexcred", "git"], &flags);
+        let mut git_words = words(&["dexcred", "git", "--git-host", "git.example.com"], &flags);
         git_words.push("get".into());
         let line = format!(
             "printf 'protocol=https\\nhost=git.example.com\\n\\n' | {}",
@@ -580,8 +581,10 @@ fn ctrl_c_stops_a_device_login_cleanly() {
     assert!(terminal_failure(&out, 3).contains("--login-timeout"));
 }
 
+/// The entry lock (`.lock`) and the login lock (`.login`): empty files that
+/// stay, unlike a half-written entry.
 fn is_lock(p: &Path) -> bool {
-    p.extension().is_some_and(|x| x == "lock")
+    p.extension().is_some_and(|x| x == "lock" || x == "login")
 }
 
 #[test]

@@ -555,7 +555,9 @@ fn device_flow_with_the_complete_uri_then_refresh_rotation() {
         tokens["refresh_token"].as_str().expect("a refresh token"),
     );
 
-    // A device code works once.
+    // A device code works once. Wait out the polling interval first, or the
+    // server rightly answers slow_down before it looks at the code.
+    std::thread::sleep(Duration::from_millis(start.interval * 1000 + 500));
     let (status, body) = post_form(
         &server.endpoint("/token"),
         &[

@@ -225,7 +225,8 @@ fn after_a_browser_login_git_uses_the_cached_token_without_asking() {
             .args(["-c", "credential.helper="])
             .arg("-c")
             .arg(format!(
-                "credential.helper=!dexcred git {}",
+                "credential.{}.helper=!dexcred git {}",
+                server.url(),
                 w.flags("authorization_code").join(" ")
             ))
             .args(["clone", "-q", &server.repo_url()])
@@ -394,7 +395,8 @@ fn git_at_a_terminal_logs_in_through_the_browser_itself() {
     let w = World::new();
     let server = GitServer::start(w.idp.clone(), None, GitAuth::default());
     let helper = format!(
-        "credential.helper=!dexcred git {}",
+        "credential.{}.helper=!dexcred git {}",
+        server.url(),
         w.flags("authorization_code").join(" ")
     );
     let git = git_new().display().to_string();
