@@ -13,7 +13,7 @@ edges=$(for f in $(find src -name '*.rs' ! -path 'src/bin/*' ! -name main.rs | s
         sed -E 's/crate:://; s/[{}]//g; s/::[^,]*//g; s/,/\n/g' |
         sed -E 's/^[[:space:]]+//; s/[[:space:]]+$//' | grep -v '^$' |
         while read -r to; do
-            [ "$from" != "$to" ] && echo "$from $to"
+            if [ "$from" != "$to" ]; then echo "$from $to"; fi
         done
 done | sort -u)
 echo "$edges"
