@@ -75,11 +75,12 @@ impl Environment {
     }
 
     /// The home directory: `$HOME`, else (for the process environment) the
-    /// user database's entry, as every Unix program does.
+    /// user database's entry, as every Unix program does. std's `home_dir`
+    /// does exactly that on Unix, so the `dirs` crate is not needed.
     pub fn home_dir(&self) -> Option<PathBuf> {
         match self.var_os("HOME").filter(|h| !h.is_empty()) {
             Some(home) => Some(PathBuf::from(home)),
-            None if self.vars.is_none() => dirs::home_dir(),
+            None if self.vars.is_none() => std::env::home_dir(),
             None => None,
         }
     }
