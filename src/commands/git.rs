@@ -63,7 +63,9 @@ fn get(args: &GitArgs, rt: &Runtime) -> Result<()> {
     };
     let credentials = config.credentials(rt.prompter(|env| {
         let vars = env.clone();
-        Terminal::new(env, move || git_may_prompt(&vars))
+        Terminal::new(env, move || {
+            git_may_prompt(&vars, prompt::controlling_terminal)
+        })
     }));
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();
@@ -164,14 +166,14 @@ fn answers_for(
 /// git runs helpers with stdin connected to git, never to the terminal. We
 /// may prompt on /dev/tty when one exists, unless git or the environment
 /// says this run is unattended.
-fn git_may_prompt(env: &Environment) -> bool {
+fn git_may_prompt(env: &Environment, terminal: impl Fn() -> bool) -> bool {
     if env
         .var_os("GIT_TERMINAL_PROMPT")
         .is_some_and(|v| git_false(&v.to_string_lossy()))
     {
         return false;
     }
-    !env.ci() && prompt::controlling_terminal()
+    !env.ci() && terminal()
 }
 
 /// Whether git reads `value` as boolean false, as it does for
@@ -188,7 +190,22 @@ fn git_false(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::git_false;
+    use super::{Environment, git_false, git_may_prompt};
+
+    #[test]
+    fn git_or_ci_saying_unattended_means_no_prompt_even_at_a_terminal() {
+        for vars in [
+            vec![("GIT_TERMINAL_PROMPT", "0")],
+            vec![("GIT_TERMINAL_PROMPT", "")],
+            vec![("CI", "true")],
+        ] {
+            let env = Environment::from_vars(vars.clone());
+            assert!(!git_may_prompt(&env, || true), "{vars:?}");
+        }
+        let env = Environment::from_vars([("GIT_TERMINAL_PROMPT", "1")]);
+        assert!(git_may_prompt(&env, || true));
+        assert!(!git_may_prompt(&env, || false));
+    }
 
     #[test]
     fn git_boolean_false_spellings() {
