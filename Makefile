@@ -10,6 +10,12 @@
 #
 # Variables (make VAR=value):
 #   TARGET      Rust target triple [default: this machine's]
+#   LINKAGE     static (default) or dynamic. On *-linux-gnu targets `static`
+#               links glibc statically (`-C target-feature=+crt-static`, a
+#               static-pie executable); see docs/performance.md. Set
+#               LINKAGE=dynamic for a binary that uses the system's NSS
+#               modules (mDNS, LDAP/sssd users). Other targets ignore it.
+#   PROFILE     cargo profile [default: release]; `dev` for a quick build
 #   BIN         the binary to package [default: built by cargo for TARGET];
 #               when given, nothing is built
 #   GEN_BIN     a dexcred that runs here, to generate completions and the man
@@ -33,7 +39,11 @@ HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 TARGET ?= $(HOST)
 CARGO_TARGET_DIR ?= target
 DIST ?= dist
-BIN ?= $(CARGO_TARGET_DIR)/$(TARGET)/release/dexcred
+LINKAGE ?= static
+PROFILE ?= release
+# cargo names the output directory of the dev profile `debug`.
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+BIN ?= $(CARGO_TARGET_DIR)/$(TARGET)/$(PROFILE_DIR)/dexcred
 GEN_BIN ?= $(BIN)
 PREFIX ?= /usr/local
 RELEASE_URL ?=
@@ -45,10 +55,18 @@ STAGE := $(DIST)/.stage
 # A BIN given on the command line (or in the environment) is packaged as is.
 BUILD := $(if $(filter command line environment,$(origin BIN)),,build)
 
-.PHONY: help build archive deb deb-assets checksums krew homebrew dist install clean
+# Static glibc for the target only: the explicit --target keeps RUSTFLAGS
+# away from build scripts and proc-macro crates (clap_derive, serde_derive),
+# which cannot be built with +crt-static. That is also why a plain
+# `cargo build` stays dynamic and builds into target/release/.
+STATIC_RUSTFLAGS := $(if $(and $(filter static,$(LINKAGE)),$(filter %-linux-gnu,$(TARGET))),-C target-feature=+crt-static)
+BUILD_ENV := $(if $(STATIC_RUSTFLAGS),RUSTFLAGS='$(strip $(RUSTFLAGS) $(STATIC_RUSTFLAGS))')
+
+.PHONY: help build static archive deb deb-assets checksums krew homebrew dist install clean
 
 help:
-	@echo 'make build       cargo build --release for $$(TARGET)'
+	@echo 'make build       cargo build --profile $$(PROFILE) for $$(TARGET) ($$(LINKAGE) linkage)'
+	@echo 'make static      make build, check that the binary is static, print its path last'
 	@echo 'make archive     $(DIST)/$(NAME).tar.gz and $(DIST)/sha256sums'
 	@echo 'make deb         $(DIST)/dexcred_$(VERSION)-1_<arch>.deb (dpkg-deb, from [package.metadata.deb])'
 	@echo 'make deb-assets  target/assets/ (completions, man page) for `cargo deb`'
@@ -58,7 +76,16 @@ help:
 	@echo 'make install     install.sh into $$(PREFIX)'
 
 build:
-	$(CARGO) build --release --locked --target $(TARGET)
+	$(BUILD_ENV) $(CARGO) build --profile $(PROFILE) --locked --target $(TARGET)
+
+# The binary users get. Its path is the last line of output, for scripts:
+#   bin=$$(make -s static | tail -n 1)
+static: build
+	@case "$$(LC_ALL=C ldd '$(BIN)' 2>&1)" in \
+		*'statically linked'*|*'not a dynamic executable'*) ;; \
+		*) echo "make static: $(BIN) is dynamically linked (LINKAGE=$(LINKAGE), TARGET=$(TARGET))" >&2; exit 1 ;; \
+	esac
+	@echo '$(BIN)'
 
 archive: $(BUILD)
 	rm -rf '$(STAGE)/$(NAME)'

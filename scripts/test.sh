@@ -14,6 +14,11 @@ debs=()
 [ -x /usr/bin/tinyproxy ] || debs+=(tinyproxy)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || debs+=(faketime)
 [ -x /usr/bin/chromium ] || debs+=(chromium)
+#   dnsmasq, iproute2, strace  tests/static_build.rs: a real DNS server in a
+#              network namespace, and the static binary's system calls
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || debs+=(dnsmasq)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || debs+=(iproute2)
+command -v strace >/dev/null || debs+=(strace)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

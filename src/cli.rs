@@ -530,7 +530,7 @@ pub struct ExchangeArgs {
 }
 
 /// Accepts `30`, `30s`, `2m`.
-fn parse_seconds(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (number, factor) = if let Some(n) = t.strip_suffix('m') {
         (n, 60)

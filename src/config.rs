@@ -329,8 +329,6 @@ impl Config {
             config.exchange = Some(Exchange { subject: None });
         }
         config.secrets_from_run = false;
-        config.password.env = None;
-        config.otp.env = None;
         Ok(config)
     }
 
@@ -412,15 +410,17 @@ impl Config {
             },
             client_secret_file: p.client_secret_file.clone(),
             secrets_from_run: true,
+            // The secrets in the environment are read by `credentials`, so
+            // a cache hit never touches them.
             password: Sources {
                 what: "password",
-                env: env_secret(env, ENV_PASSWORD),
+                env: None,
                 file: p.password_file.clone(),
                 command: non_empty(&p.password_command),
             },
             otp: Sources {
                 what: "one-time code",
-                env: env_secret(env, ENV_OTP),
+                env: None,
                 file: None,
                 command: non_empty(&p.otp_command),
             },
@@ -544,13 +544,27 @@ impl Config {
         ProxyEnv::from_lookup(|name| self.env.var(name))
     }
 
+    /// A secret from the environment, unless this configuration is an
+    /// entry's own (`logout --all`), which takes no secret from this run.
+    fn env_secret(&self, name: &'static str) -> Option<(&'static str, Secret)> {
+        self.secrets_from_run
+            .then(|| env_secret(&self.env, name))
+            .flatten()
+    }
+
     /// The credential sources for this run. `prompter` is the front end's:
     /// it says whether a person may be asked (kubectl's `spec.interactive`,
     /// git's terminal rules, …) and asks only if a secret must be asked for.
     pub fn credentials(&self, prompter: Rc<dyn Prompter>) -> Credentials {
         Credentials::new(
-            self.password.clone(),
-            self.otp.clone(),
+            Sources {
+                env: self.env_secret(ENV_PASSWORD),
+                ..self.password.clone()
+            },
+            Sources {
+                env: self.env_secret(ENV_OTP),
+                ..self.otp.clone()
+            },
             prompter,
             self.timeout,
             self.login_timeout,

@@ -14,7 +14,7 @@
 //! process's environment, minus the secrets (see `crate::child`).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +67,19 @@ impl Environment {
         self.var(name).filter(|v| !v.is_empty())
     }
 
+    /// Every variable whose name starts with `prefix` (the fast path's
+    /// `DEXCRED_*`: it must know them all to decide like clap).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(OsString, OsString)> {
+        match &self.vars {
+            None => process_vars_with_prefix(prefix),
+            Some(vars) => vars
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (OsString::from(k), v.clone()))
+                .collect(),
+        }
+    }
+
     /// Whether a CI system says this run is unattended (`CI=true`, as GitHub
     /// Actions, GitLab CI and most others set it).
     pub fn ci(&self) -> bool {
@@ -75,24 +88,62 @@ impl Environment {
     }
 
     /// The home directory: `$HOME`, else (for the process environment) the
-    /// user database's entry, as every Unix program does. std's `home_dir`
-    /// does exactly that on Unix, so the `dirs` crate is not needed.
+    /// user database's entry for the effective user, as every Unix program
+    /// does: std's `home_dir`, after [`crate::nss::builtin_services_only`]
+    /// so that a static build never loads the system's NSS modules.
     pub fn home_dir(&self) -> Option<PathBuf> {
         match self.var_os("HOME").filter(|h| !h.is_empty()) {
             Some(home) => Some(PathBuf::from(home)),
-            None if self.vars.is_none() => std::env::home_dir(),
+            None if self.vars.is_none() => {
+                crate::nss::builtin_services_only();
+                std::env::home_dir()
+            }
             None => None,
         }
     }
 
     /// The user's cache directory: `$XDG_CACHE_HOME` when it is an absolute
-    /// path (the XDG rule: a relative one is ignored), else `~/.cache`.
+    /// path (the XDG rule: a relative one is ignored), else `~/.cache`
+    /// (`~/Library/Caches` on macOS).
     pub fn cache_home(&self) -> Option<PathBuf> {
+        if cfg!(target_os = "macos") {
+            return self.home_dir().map(|h| h.join("Library/Caches"));
+        }
         self.var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .or_else(|| self.home_dir().map(|h| h.join(".cache")))
     }
+}
+
+/// The process's variables whose names start with `prefix`, copied from one
+/// pass over `environ`; nothing else is copied (`std::env::vars_os` would
+/// allocate two strings for every variable of the environment).
+fn process_vars_with_prefix(prefix: &str) -> Vec<(OsString, OsString)> {
+    use std::os::unix::ffi::OsStrExt;
+    unsafe extern "C" {
+        static environ: *const *const std::ffi::c_char;
+    }
+    let mut found = Vec::new();
+    // SAFETY: `environ` is the NULL-terminated array of NUL-terminated
+    // strings the C library keeps; dexcred is single-threaded here and
+    // does not change its environment, so nothing moves it meanwhile.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if bytes.starts_with(prefix.as_bytes())
+                && let Some(eq) = bytes.iter().position(|&b| b == b'=')
+            {
+                found.push((
+                    OsStr::from_bytes(&bytes[..eq]).to_os_string(),
+                    OsStr::from_bytes(&bytes[eq + 1..]).to_os_string(),
+                ));
+            }
+            entry = entry.add(1);
+        }
+    }
+    found
 }
 
 /// Names only: values may be secrets (`DEXCRED_PASSWORD`).
@@ -135,6 +186,15 @@ mod tests {
         assert_eq!(env.cache_home(), Some(PathBuf::from("/h/.cache")));
         let env = Environment::from_vars([("XDG_CACHE_HOME", "")]);
         assert_eq!(env.cache_home(), None);
+    }
+
+    #[test]
+    fn prefixed_variables_come_from_the_given_list() {
+        let env = Environment::from_vars([("DEXCRED_A", "1"), ("OTHER", "2")]);
+        assert_eq!(
+            env.with_prefix("DEXCRED_"),
+            [(OsString::from("DEXCRED_A"), OsString::from("1"))]
+        );
     }
 
     #[test]

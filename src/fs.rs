@@ -39,7 +39,7 @@ pub fn open_nofollow(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
-/// Reads an open regular file (one `fstat`, one read), refusing anything
+/// Reads an open regular file, refusing anything
 /// else and anything larger than `max` bytes, so damage or an attack is
 /// never read into memory. The metadata comes back for the caller's own
 /// checks (owner, mode). The error text reads after a path: "is a FIFO
@@ -52,6 +52,9 @@ pub fn open_nofollow(path: &Path) -> io::Result<Option<File>> {
 ///   allocate without limit; the size is checked before reading, and reading
 ///   `max + 1` tells "too large" from "exactly at the limit" without trusting
 ///   `st_size`.
+/// - one `fstat`, then (this is the cache-hit path) two `read`s: the buffer
+///   is sized from `fstat` plus one byte, so the first read takes the whole
+///   file and the second sees its end, instead of a buffer grown in steps.
 pub fn read_regular(file: File, max: u64) -> io::Result<(Metadata, Vec<u8>)> {
     let meta = file.metadata()?;
     let kind = meta.file_type();
@@ -72,7 +75,8 @@ pub fn read_regular(file: File, max: u64) -> io::Result<(Metadata, Vec<u8>)> {
     if meta.len() > max {
         return Err(too_large(max));
     }
-    let mut bytes = Vec::new();
+    let expected = usize::try_from(meta.len().min(max) + 1).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(expected);
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(too_large(max));

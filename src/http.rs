@@ -133,6 +133,8 @@ pub struct Http {
 
 impl Http {
     pub fn new(tls: &TlsOptions, proxy: &ProxyEnv, timeout: Duration, log: Log) -> Result<Http> {
+        // Before ureq's resolver runs (possibly in a thread of its own).
+        crate::nss::builtin_services_only();
         let tls_config = tls_config(tls, log)?;
         let config = Agent::config_builder()
             .http_status_as_error(false)

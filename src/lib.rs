@@ -3,6 +3,7 @@
 //! crash-safe local cache.
 //!
 //! Layers, from the outside in:
+//! - [`fastpath`] serves a cache hit for plain invocations before clap;
 //! - [`cli`] parses the command line; [`commands`] runs one subcommand;
 //! - [`protocol`] speaks kubectl's and git's wire formats;
 //! - [`session`] is the use case: cache hit, or lock → re-read → renew;
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod environment;
 pub mod error;
+pub mod fastpath;
 pub mod fs;
 pub mod git_hosts;
 pub mod header;
@@ -31,6 +33,7 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
+pub mod nss;
 pub mod prompt;
 pub mod protocol;
 pub mod provider;
@@ -54,6 +57,13 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
 /// captured output. Returns the exit code.
 pub fn run(args: Vec<OsString>, rt: &commands::Runtime) -> i32 {
     use clap::Parser;
+    // A cache hit for a plain invocation, without building clap's parser;
+    // anything else falls through to clap below (see fastpath.rs).
+    if let Some(out) = fastpath::serve(&args, &rt.env)
+        && rt.write_stdout(&out).is_ok()
+    {
+        return 0;
+    }
     let args = cli::normalize_args(args);
     let command = args.get(1).cloned();
     let cli = match cli::Cli::try_parse_from(args) {

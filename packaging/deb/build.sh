@@ -6,8 +6,8 @@
 #   packaging/deb/build.sh [--binary FILE] [--gen-binary FILE] [--out DIR]
 #                          [--arch ARCH] [--fast]
 #
-# --binary      the dexcred to package [default: cargo build --release, then
-#               $CARGO_TARGET_DIR/release/dexcred]
+# --binary      the dexcred to package [default: `make static`, the static
+#               release build for this machine's target]
 # --gen-binary  a dexcred that runs here, to generate the completions and the
 #               man page [default: --binary]
 # --out         where the .deb goes [default: dist]
@@ -15,7 +15,8 @@
 # --fast        gzip -1 instead of xz (for tests)
 #
 # Asset sources are resolved as cargo-deb resolves them: target/release/X is
-# the built binary; target/assets/X are the generated completions and man
+# the built binary (cargo-deb maps it to target/<triple>/release/ when given
+# --target, as the static build needs); target/assets/X are the generated completions and man
 # page (`make deb-assets` writes them for cargo-deb; here they are generated
 # into a scratch directory); anything else is relative to the repository and
 # may be a glob.
@@ -53,8 +54,7 @@ for tool in python3 dpkg-deb; do
 done
 
 if [ -z "$binary" ]; then
-    (cd "$repo" && cargo build --release --locked)
-    binary=${CARGO_TARGET_DIR:-$repo/target}/release/dexcred
+    binary=$(cd "$repo" && make --no-print-directory -s static | tail -n 1)
 fi
 [ -x "$binary" ] || die "no executable dexcred at '$binary'"
 binary=$(cd -- "$(dirname -- "$binary")" && pwd)/$(basename -- "$binary")
@@ -187,19 +187,23 @@ chmod 0644 "$doc/copyright"
 depends=${meta[depends]:-}
 if [[ $depends == *'$auto'* ]]; then
     auto=
-    if command -v dpkg-shlibdeps >/dev/null; then
+    # A static binary (the default build) needs no shared library at all.
+    if ! LC_ALL=C readelf -d "$binary" 2>/dev/null | grep -q 'Shared library:'; then
+        :
+    elif command -v dpkg-shlibdeps >/dev/null; then
         mkdir -p "$work/shlibs/debian"
         : >"$work/shlibs/debian/control"
         auto=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$root/usr/bin/dexcred" 2>/dev/null |
             sed -n 's/^shlibs:Depends=//p') || auto=
     fi
-    if [ -z "$auto" ]; then
+    if [ -z "$auto" ] && LC_ALL=C readelf -d "$binary" 2>/dev/null | grep -q 'Shared library:'; then
         echo "build.sh: warning: dpkg-shlibdeps (dpkg-dev) unavailable; Depends from the ELF header" >&2
         auto=$(LC_ALL=C readelf -d "$binary" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' |
             sed -e 's/^libc\.so\..*/libc6/' -e 's/^libgcc_s\.so\..*/libgcc-s1/' -e '/^ld-linux/d' |
             sort -u | paste -sd, - | sed 's/,/, /g')
     fi
     depends=${depends//\$auto/$auto}
+    depends=$(printf '%s' "$depends" | sed -e 's/^[, ]*//' -e 's/[, ]*$//')
 fi
 
 installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)

@@ -65,11 +65,14 @@ impl Loaded {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// The effective user id, asked once: it names the files and is the
+    /// owner every file must have.
+    euid: u32,
 }
 
 impl Store {
     pub fn new(dir: PathBuf) -> Store {
-        Store { dir }
+        Store { dir, euid: euid() }
     }
 
     /// The store in `--cache-dir` when given, else in `$XDG_CACHE_HOME/dexcred`
@@ -97,20 +100,22 @@ impl Store {
     }
 
     /// [`Store::id`] for another uid (a fixture written by another user).
-    pub fn id_for(uid: u32, key: &Key) -> String {
+    pub fn id_for(euid: u32, key: &Key) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(uid.to_le_bytes());
+        hasher.update(euid.to_le_bytes());
         // Serializing strings and unit enums cannot fail.
         hasher.update(serde_json::to_vec(key).unwrap_or_default());
         hex(&hasher.finalize()[..16])
     }
 
     pub fn entry_path(&self, key: &Key) -> PathBuf {
-        self.dir.join(format!("{}.json", Store::id(key)))
+        self.dir
+            .join(format!("{}.json", Store::id_for(self.euid, key)))
     }
 
     fn sibling(&self, key: &Key, ext: &str) -> PathBuf {
-        self.dir.join(format!("{}.{ext}", Store::id(key)))
+        self.dir
+            .join(format!("{}.{ext}", Store::id_for(self.euid, key)))
     }
 
     /// Reads the entry for `key` without locking. This is the cache-hit path:
@@ -121,7 +126,7 @@ impl Store {
             DirState::Ok => {}
         }
         let path = self.entry_path(key);
-        Ok(match read_entry_file(&path) {
+        Ok(match read_entry_file(&path, self.euid) {
             Ok(Some(entry)) if entry.key == *key => Loaded::Hit(Box::new(entry)),
             Ok(Some(_)) => {
                 Loaded::Discarded(format!("{} belongs to another identity", path.display()))
@@ -226,7 +231,7 @@ impl Store {
         for item in read_dir.flatten() {
             let path = item.path();
             if path.extension().is_some_and(|x| x == "json") {
-                let parsed = match read_entry_file(&path) {
+                let parsed = match read_entry_file(&path, self.euid) {
                     Ok(Some(e)) => Ok(e),
                     Ok(None) => continue, // deleted while we listed
                     Err(reason) => Err(reason),
@@ -255,7 +260,7 @@ impl Store {
                 "the cache path {dir} is not a directory; remove it or pass another --cache-dir"
             )));
         }
-        if meta.uid() != euid() {
+        if meta.uid() != self.euid {
             return Err(Error::local(format!(
                 "the cache directory {dir} belongs to another user (uid {}); pass a --cache-dir of your own",
                 meta.uid()
@@ -303,7 +308,7 @@ enum DirState {
 
 /// Reads and validates one entry file. `Ok(None)`: no such file.
 /// `Err(reason)`: the file exists but must not be used.
-fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
+fn read_entry_file(path: &Path, euid: u32) -> std::result::Result<Option<Entry>, String> {
     let shown = path.display();
     // No link followed (a planted link is refused), no hang on a FIFO.
     let file = match crate::fs::open_nofollow(path) {
@@ -316,12 +321,12 @@ fn read_entry_file(path: &Path) -> std::result::Result<Option<Entry>, String> {
     };
     let (meta, bytes) =
         crate::fs::read_regular(file, MAX_ENTRY_BYTES).map_err(|e| format!("{shown} {e}"))?;
-    if meta.uid() != euid() {
+    if meta.uid() != euid {
         return Err(format!("{shown} belongs to another user"));
     }
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "{shown} was accessible to other users (mode {:o}); its tokens may have leaked",
+            "was accessible to other users (mode {:o}); its tokens may have leaked",
             meta.mode() & 0o777
         ));
     }

@@ -1,6 +1,7 @@
 //! `dexcred token`: the token for scripts, from the same cache — or a
 //! personal access token, which needs no identity provider and no cache.
 
+use crate::cache::TokenField;
 use crate::cli::{TokenArgs, TokenFormat};
 use crate::config::{Config, given};
 use crate::environment::Environment;
@@ -30,8 +31,25 @@ pub fn run(args: &TokenArgs, rt: &Runtime) -> Result<()> {
     let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     let credentials = config.credentials(prompter);
     let issued = session::get_token(&config, &credentials)?;
-    let token = issued.token.value.expose();
-    let out = match args.format {
+    let out = render(
+        args.format,
+        header_name,
+        config.field,
+        issued.token.value.expose(),
+        issued.expires_at,
+    )?;
+    rt.write_stdout(&out)
+}
+
+/// The output of `dexcred token` in `format`.
+pub fn render(
+    format: TokenFormat,
+    header_name: Option<&str>,
+    field: TokenField,
+    token: &str,
+    expires_at: i64,
+) -> Result<String> {
+    Ok(match format {
         TokenFormat::Raw => format!("{token}\n"),
         TokenFormat::Header => format!("{}\n", header::line(header_name, token)),
         TokenFormat::Curl => header::curl_config(&header::line(header_name, token)),
@@ -39,14 +57,13 @@ pub fn run(args: &TokenArgs, rt: &Runtime) -> Result<()> {
             let doc = serde_json::json!({
                 "token": token,
                 "token_type": "Bearer",
-                "token_field": config.field.name(),
-                "expiry": rfc3339(issued.expires_at)?,
-                "expiry_unix": issued.expires_at,
+                "token_field": field.name(),
+                "expiry": rfc3339(expires_at)?,
+                "expiry_unix": expires_at,
             });
             json_line(&doc)?
         }
-    };
-    rt.write_stdout(&out)
+    })
 }
 
 /// Where a personal access token comes from, when this run hands one out:
