@@ -326,7 +326,7 @@ fn read_entry_file(path: &Path, euid: u32) -> std::result::Result<Option<Entry>,
     }
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "was accessible to other users (mode {:o}); its tokens may have leaked",
+            "{shown} was accessible to other users (mode {:o}); its tokens may have leaked",
             meta.mode() & 0o777
         ));
     }
