@@ -49,4 +49,6 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Modules import only lower layers (docs/architecture.md): no circles.
+scripts/module-graph.sh >/dev/null
 cargo nextest run --workspace --locked --profile ci "$@"

@@ -7,21 +7,28 @@
 //! by [`Config::provider`] and the password sources, and only on renewal.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cache::{ExchangeKey, Grant, Key, ProviderKind, Store, TokenField};
-use crate::cli::{ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenTypeArg};
+use crate::cli::{
+    ClientAuthArg, CommonArgs, GrantArg, ProviderArgs, SubjectSourceArg, TokenFieldArg,
+    TokenTypeArg,
+};
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::TlsOptions;
 use crate::log::Log;
-use crate::login;
+use crate::prompt::Prompter;
 use crate::provider::exchange::TokenExchange;
+use crate::provider::login;
 use crate::provider::oauth::{self, AuthMethod, Endpoint, GrantKind, OAuth};
 use crate::provider::pcd::{self, Pcd};
 use crate::provider::{Credentials, Provider};
 use crate::proxy::ProxyEnv;
 use crate::secret::{self, Secret, Sources};
 use crate::subject;
+use crate::url::{validate_base_url, validate_url};
 
 /// Environment variables that carry secret values themselves. They are read
 /// directly, not through clap, so there is no `--password VALUE` flag. The
@@ -96,9 +103,9 @@ pub struct Config {
     pub login_timeout: Duration,
     pub timeout: Duration,
     pub tls: TlsOptions,
-    /// HTTPS_PROXY, NO_PROXY and friends, read here with the rest of the
-    /// environment.
-    pub proxy: ProxyEnv,
+    /// Where HTTPS_PROXY, NO_PROXY and the client secret are read from, when
+    /// a renewal needs them.
+    env: Environment,
     /// "alice@example.com at https://pcd-r1.example.com", for prompts and
     /// messages.
     pub account: String,
@@ -123,15 +130,13 @@ struct Exchange {
     subject: Option<subject::Source>,
 }
 
-fn env_secret(name: &'static str) -> Option<(&'static str, Secret)> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| (name, Secret::new(v)))
+/// A secret given in the environment, with the variable's name.
+fn env_secret(env: &Environment, name: &'static str) -> Option<(&'static str, Secret)> {
+    env.non_empty(name).map(|v| (name, Secret::new(v)))
 }
 
 impl Config {
-    pub fn from_args(p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+    pub fn from_args(p: &ProviderArgs, common: &CommonArgs, env: &Environment) -> Result<Config> {
         check_text_inputs(p)?;
         let kind = provider_kind(p)?;
         let is_pcd = matches!(kind, Kind::Pcd);
@@ -141,7 +146,7 @@ impl Config {
         };
         let grant = match (p.grant, &p.username) {
             (Some(GrantArg::TokenExchange), _) => {
-                return Config::exchange_from_args(kind, url, p, common);
+                return Config::exchange_from_args(kind, url, p, common, env);
             }
             (Some(GrantArg::ClientCredentials), _) if is_pcd => {
                 return Err(Error::usage(
@@ -163,15 +168,7 @@ impl Config {
                 "--username NAME (or DEXCRED_USERNAME) is required to log in with a password",
             ));
         }
-        let client_id = match (non_empty(&p.client_id), is_pcd) {
-            (Some(id), _) => id,
-            (None, true) => "kubernetes".to_string(),
-            (None, false) => {
-                return Err(Error::usage(
-                    "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
-                ));
-            }
-        };
+        let client_id = client_id(p, is_pcd)?;
         let mut extra_params = parse_extra_params(&p.extra_params)?;
         let connector_id = non_empty(&p.connector_id);
         let connector_id = match (is_pcd, connector_id) {
@@ -208,7 +205,7 @@ impl Config {
             extra_params,
             exchange: None,
         };
-        Config::assemble(kind, key, field, p, common)
+        Config::assemble(kind, key, field, p, common, env)
     }
 
     /// `--grant token_exchange`: no user and no password; the subject
@@ -218,6 +215,7 @@ impl Config {
         url: String,
         p: &ProviderArgs,
         common: &CommonArgs,
+        env: &Environment,
     ) -> Result<Config> {
         let is_pcd = matches!(kind, Kind::Pcd);
         if given(&p.username).is_some() {
@@ -225,15 +223,7 @@ impl Config {
                 "--grant token_exchange logs in with a subject token, not as --username; remove it",
             ));
         }
-        let client_id = match (non_empty(&p.client_id), is_pcd) {
-            (Some(id), _) => id,
-            (None, true) => "kubernetes".to_string(),
-            (None, false) => {
-                return Err(Error::usage(
-                    "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
-                ));
-            }
-        };
+        let client_id = client_id(p, is_pcd)?;
         let connector_id = non_empty(&p.connector_id).ok_or_else(|| {
             Error::usage(
                 "--grant token_exchange needs --connector-id ID: the Dex connector that verifies \
@@ -260,7 +250,11 @@ impl Config {
             (None, None) => TokenField::AccessToken,
         };
         let audience = non_empty(&x.audience);
-        let source = subject::Source::from_args(x)?;
+        let source = subject::Source::choose(
+            env,
+            x.subject_token_file.clone(),
+            x.subject_token_source == Some(SubjectSourceArg::GithubActions),
+        )?;
         let identity = source.identity()?;
         let scope = non_empty(&p.scope)
             .or_else(|| is_pcd.then(|| "openid groups email profile".to_string()))
@@ -287,7 +281,7 @@ impl Config {
                 audience,
             }),
         };
-        let mut config = Config::assemble(kind, key, requested, p, common)?;
+        let mut config = Config::assemble(kind, key, requested, p, common, env)?;
         config.account = format!("{} at {}", source.describe(), config.key.url);
         config.exchange = Some(Exchange {
             subject: Some(source),
@@ -304,7 +298,12 @@ impl Config {
     /// identity provider and are never applied to every entry: that would
     /// send one server's secret, and every entry's refresh token, to
     /// whichever server they name.
-    pub fn for_key(key: Key, p: &ProviderArgs, common: &CommonArgs) -> Result<Config> {
+    pub fn for_key(
+        key: Key,
+        p: &ProviderArgs,
+        common: &CommonArgs,
+        env: &Environment,
+    ) -> Result<Config> {
         let kind = Kind::from_key(&key);
         let field = match (&key.exchange, &kind) {
             (Some(x), _) if x.requested_token_type == TokenField::IdToken.name() => {
@@ -325,7 +324,7 @@ impl Config {
             insecure_skip_tls_verify: false,
             ..p.clone()
         };
-        let mut config = Config::assemble(kind, key, field, &own, common)?;
+        let mut config = Config::assemble(kind, key, field, &own, common, env)?;
         if config.key.exchange.is_some() {
             config.exchange = Some(Exchange { subject: None });
         }
@@ -335,7 +334,7 @@ impl Config {
 
     /// The flags and variables `logout --all` does not apply to every entry
     /// (see [`Config::for_key`]), as given in this run, for a warning.
-    pub fn ignored_by_for_key(p: &ProviderArgs) -> Vec<&'static str> {
+    pub fn ignored_by_for_key(p: &ProviderArgs, env: &Environment) -> Vec<&'static str> {
         let mut ignored = Vec::new();
         if non_empty(&p.logout_url).is_some() {
             ignored.push("--logout-url");
@@ -346,7 +345,7 @@ impl Config {
         if p.client_secret_file.is_some() {
             ignored.push("--client-secret-file");
         }
-        if env_secret(ENV_CLIENT_SECRET).is_some() {
+        if env_secret(env, ENV_CLIENT_SECRET).is_some() {
             ignored.push(ENV_CLIENT_SECRET);
         }
         if p.client_auth != ClientAuthArg::Post {
@@ -364,6 +363,7 @@ impl Config {
         field: TokenField,
         p: &ProviderArgs,
         common: &CommonArgs,
+        env: &Environment,
     ) -> Result<Config> {
         let logout_url = match non_empty(&p.logout_url) {
             Some(u) => Some(validate_url("--logout-url", &u)?),
@@ -380,7 +380,7 @@ impl Config {
                 key.client_id
             )));
         }
-        let login = login_settings(p)?;
+        let login = login_settings(p, env)?;
         let account = match &key.username {
             Some(u) => format!("{u} at {}", key.url),
             None => format!("client {} at {}", key.client_id, key.url),
@@ -388,7 +388,7 @@ impl Config {
         Ok(Config {
             key,
             field,
-            store: Store::at(common.cache_dir.as_deref())?,
+            store: Store::at(common.cache_dir.as_deref(), env)?,
             log: Log::new(common.verbose),
             force_refresh: p.force_refresh,
             lock_timeout: Duration::from_secs(p.lock_timeout),
@@ -398,7 +398,7 @@ impl Config {
                 certificate_authority: p.certificate_authority.clone(),
                 insecure_skip_verify: p.insecure_skip_tls_verify,
             },
-            proxy: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
+            env: env.clone(),
             account,
             kind,
             logout_url,
@@ -520,7 +520,7 @@ impl Config {
         if !self.secrets_from_run {
             return Ok(None);
         }
-        if let Some((_, value)) = env_secret(ENV_CLIENT_SECRET) {
+        if let Some((_, value)) = env_secret(&self.env, ENV_CLIENT_SECRET) {
             return Ok(Some(value));
         }
         match &self.client_secret_file {
@@ -539,16 +539,23 @@ impl Config {
         }
     }
 
+    /// HTTPS_PROXY, NO_PROXY and friends: read only when a request is made.
+    pub fn proxy(&self) -> ProxyEnv {
+        ProxyEnv::from_lookup(|name| self.env.var(name))
+    }
+
     /// A secret from the environment, unless this configuration is an
     /// entry's own (`logout --all`), which takes no secret from this run.
     fn env_secret(&self, name: &'static str) -> Option<(&'static str, Secret)> {
-        self.secrets_from_run.then(|| env_secret(name)).flatten()
+        self.secrets_from_run
+            .then(|| env_secret(&self.env, name))
+            .flatten()
     }
 
-    /// The credential sources for this run. `interactive` is the front end's
-    /// rule (kubectl's `spec.interactive`, git's terminal rules, …); it is
-    /// evaluated only if a secret must be asked for.
-    pub fn credentials(&self, interactive: fn() -> bool) -> Credentials {
+    /// The credential sources for this run. `prompter` is the front end's:
+    /// it says whether a person may be asked (kubectl's `spec.interactive`,
+    /// git's terminal rules, …) and asks only if a secret must be asked for.
+    pub fn credentials(&self, prompter: Rc<dyn Prompter>) -> Credentials {
         Credentials::new(
             Sources {
                 env: self.env_secret(ENV_PASSWORD),
@@ -558,11 +565,11 @@ impl Config {
                 env: self.env_secret(ENV_OTP),
                 ..self.otp.clone()
             },
-            interactive,
+            prompter,
             self.timeout,
+            self.login_timeout,
             self.account.clone(),
         )
-        .with_prompt_timeout(self.login_timeout)
     }
 }
 
@@ -583,7 +590,7 @@ fn interactive_grant(grant: GrantArg, kind: &Kind) -> Result<Grant> {
 
 /// `--listen-address`, `--browser-command` and `--login-timeout`, checked
 /// before anything touches the network.
-fn login_settings(p: &ProviderArgs) -> Result<login::Settings> {
+fn login_settings(p: &ProviderArgs, env: &Environment) -> Result<login::Settings> {
     let listen = p
         .listen_addresses
         .iter()
@@ -599,6 +606,7 @@ fn login_settings(p: &ProviderArgs) -> Result<login::Settings> {
         listen,
         browser_command,
         timeout: Duration::from_secs(p.login_timeout),
+        env: env.clone(),
     })
 }
 
@@ -609,6 +617,18 @@ pub fn given(value: &Option<String>) -> Option<&str> {
 
 fn non_empty(value: &Option<String>) -> Option<String> {
     given(value).map(str::to_string)
+}
+
+/// `--client-id`, which PCD defaults to `kubernetes` and other providers
+/// require.
+fn client_id(p: &ProviderArgs, is_pcd: bool) -> Result<String> {
+    match (non_empty(&p.client_id), is_pcd) {
+        (Some(id), _) => Ok(id),
+        (None, true) => Ok("kubernetes".to_string()),
+        (None, false) => Err(Error::usage(
+            "--client-id ID (or DEXCRED_CLIENT_ID) is required with --issuer or --token-url",
+        )),
+    }
 }
 
 fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
@@ -639,13 +659,6 @@ fn provider_kind(p: &ProviderArgs) -> Result<Kind> {
             many.join(" and ")
         ))),
     }
-}
-
-/// A base URL that dexcred appends paths to (`--pcd`, `--issuer`): checked
-/// like [`validate_url`] and returned without a trailing slash, so
-/// `https://x/` and `https://x` share a cache entry.
-pub fn validate_base_url(flag: &str, value: &str) -> Result<String> {
-    Ok(validate_url(flag, value)?.trim_end_matches('/').to_string())
 }
 
 /// Every text flag that ends up in a request, a cache key or a message must
@@ -685,60 +698,6 @@ pub fn check_text(flag: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Accepts `https://` URLs, and `http://` only for loopback hosts (local
-/// test servers): a password must never cross a network in clear text.
-/// Returns the URL exactly as given (trimmed of blanks): an endpoint URL is
-/// used as is, because servers differ on trailing slashes (Django's
-/// `…/o/token/` answers 404 without it, others the other way round).
-pub fn validate_url(flag: &str, value: &str) -> Result<String> {
-    check_url(flag, value, false)
-}
-
-/// [`validate_url`] for URLs that carry a query (GitHub Actions' ID token
-/// request URL), returned as given.
-pub fn validate_url_with_query(flag: &str, value: &str) -> Result<String> {
-    check_url(flag, value, true)
-}
-
-fn check_url(flag: &str, value: &str, allow_query: bool) -> Result<String> {
-    let value = value.trim();
-    let bad = |why: &str| Error::usage(format!("{flag} {value:?} is not usable: {why}"));
-    let uri: ureq::http::Uri = value
-        .parse()
-        .map_err(|_| bad("not a URL (expected https://host/...)"))?;
-    let host = uri.host().ok_or_else(|| bad("no host"))?;
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(bad(
-            "credentials in a URL end up in process lists; remove them",
-        ));
-    }
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if is_loopback(host) => {}
-        Some("http") => {
-            return Err(bad(
-                "plain http would send passwords and tokens unencrypted; use https",
-            ));
-        }
-        _ => return Err(bad("the scheme must be https")),
-    }
-    if allow_query && !value.contains('#') {
-        return Ok(value.to_string());
-    }
-    if uri.query().is_some() || value.contains('#') {
-        return Err(bad("remove the query string or fragment"));
-    }
-    Ok(value.to_string())
-}
-
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 fn parse_extra_params(raw: &[String]) -> Result<Vec<(String, String)>> {
     let mut params = Vec::new();
     for item in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -772,7 +731,7 @@ mod tests {
         let mut argv = vec!["dexcred", "token", "--cache-dir", "/tmp/dexcred-test"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Token(t) => Config::from_args(&t.provider, &t.common),
+            Command::Token(t) => Config::from_args(&t.provider, &t.common, &Environment::default()),
             _ => unreachable!(),
         }
     }
@@ -819,24 +778,6 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message().contains("--pcd and --issuer"), "{e}");
-    }
-
-    #[test]
-    fn urls_must_be_https_or_loopback() {
-        assert!(validate_url("--pcd", "https://pcd.example/x/").is_ok());
-        assert!(validate_url("--pcd", "http://127.0.0.1:8080").is_ok());
-        assert!(validate_url("--pcd", "http://localhost:8080").is_ok());
-        assert!(validate_url("--pcd", "http://[::1]:8080").is_ok());
-        for bad in [
-            "http://pcd.example",
-            "ftp://x",
-            "pcd.example",
-            "https://u:p@pcd.example",
-            "https://x/?a=b",
-            "",
-        ] {
-            assert!(validate_url("--pcd", bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -17,8 +17,7 @@
 //! (`tests/e2e/fastpath.rs`): for random argv and environments, this parser
 //! either declines or produces exactly what clap produces.
 
-use std::ffi::{OsStr, OsString};
-use std::io::Write;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cache::Loaded;
@@ -27,6 +26,7 @@ use crate::cli::{
     DEFAULT_USER_DOMAIN, ExchangeArgs, GrantArg, ProviderArgs, TokenFieldArg, TokenFormat,
 };
 use crate::config::Config;
+use crate::environment::Environment;
 use crate::protocol::kubectl::{parse_exec_info, render};
 
 /// A recognised invocation.
@@ -44,15 +44,14 @@ pub enum Front {
     Token(TokenFormat),
 }
 
-/// Serves a cache hit for `args` (argv with the program name), or returns
-/// `None` for the full path to run. `Some(code)` is the exit code.
-pub fn serve(args: &[OsString]) -> Option<i32> {
-    let env = dexcred_environment();
-    let inv = parse(args, &env)?;
-    let config = Config::from_args(&inv.provider, &inv.common).ok()?;
+/// The answer to a cache hit for `args` (argv with the program name) in
+/// `env`, for stdout, or `None` for the full path to run.
+pub fn serve(args: &[OsString], env: &Environment) -> Option<String> {
+    let inv = parse(args, &env.with_prefix("DEXCRED_"))?;
+    let config = Config::from_args(&inv.provider, &inv.common, env).ok()?;
     let exec_info = match inv.command {
         Front::Kubectl => {
-            let raw = std::env::var("KUBERNETES_EXEC_INFO").ok();
+            let raw = env.var("KUBERNETES_EXEC_INFO");
             Some(parse_exec_info(raw.as_deref()).ok()?)
         }
         Front::Token(_) => None,
@@ -63,55 +62,14 @@ pub fn serve(args: &[OsString]) -> Option<i32> {
     let now = crate::provider::now_secs();
     let token = entry.fresh_token(config.field, now)?;
     let (value, expires_at) = (token.value.expose(), token.renew_at());
-    let out = match (inv.command, exec_info) {
+    match (inv.command, exec_info) {
         (Front::Token(format), _) => {
             crate::commands::token::render(format, None, config.field, value, expires_at)
         }
         (Front::Kubectl, Some(info)) => render(info.api_version, value, expires_at),
         (Front::Kubectl, None) => return None,
     }
-    .ok()?;
-    // Straight to fd 1: no stdout buffer to allocate, and one `write`.
-    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
-    // keeps this File from closing it.
-    let mut stdout = std::mem::ManuallyDrop::new(unsafe {
-        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
-    });
-    match stdout.write_all(out.as_bytes()) {
-        Ok(()) => Some(0),
-        // Let the full path fail with its usual message.
-        Err(_) => None,
-    }
-}
-
-/// The `DEXCRED_*` variables of the process environment, copied from one
-/// pass over `environ`; nothing else is copied (`std::env::vars_os` would
-/// allocate two strings for every variable of the environment).
-fn dexcred_environment() -> Vec<(OsString, OsString)> {
-    use std::os::unix::ffi::OsStrExt;
-    unsafe extern "C" {
-        static environ: *const *const std::ffi::c_char;
-    }
-    let mut found = Vec::new();
-    // SAFETY: `environ` is the NULL-terminated array of NUL-terminated
-    // strings the C library keeps; dexcred is single-threaded here and
-    // does not change its environment, so nothing moves it meanwhile.
-    unsafe {
-        let mut entry = environ;
-        while !entry.is_null() && !(*entry).is_null() {
-            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
-            if bytes.starts_with(b"DEXCRED_")
-                && let Some(eq) = bytes.iter().position(|&b| b == b'=')
-            {
-                found.push((
-                    OsStr::from_bytes(&bytes[..eq]).to_os_string(),
-                    OsStr::from_bytes(&bytes[eq + 1..]).to_os_string(),
-                ));
-            }
-            entry = entry.add(1);
-        }
-    }
-    found
+    .ok()
 }
 
 /// Variables that hold secrets; read only when a login needs them, never by

@@ -28,9 +28,9 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::config::is_loopback;
 use crate::error::{Error, Result};
 use crate::protocol::git::Request;
+use crate::url::is_loopback;
 
 /// The URL git asks about, from the request's `protocol`, `host`, `path`
 /// and `username`.

@@ -13,11 +13,11 @@ use base64::engine::general_purpose::STANDARD;
 use ureq::Agent;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::config::is_loopback;
 use crate::error::{Error, Result, one_line};
 use crate::log::Log;
 use crate::proxy::{Chosen, ProxyEnv};
 use crate::redact;
+use crate::url::is_loopback;
 
 /// Largest response body we read. Token responses are a few KiB; a server
 /// that sends more is broken or hostile, and must not exhaust memory.
@@ -434,7 +434,7 @@ fn tls_config(options: &TlsOptions, log: Log) -> Result<TlsConfig> {
 pub const MAX_CA_BYTES: u64 = 4 * 1024 * 1024;
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
-    let bytes = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
+    let bytes = crate::fs::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::usage(format!(
             "cannot read --certificate-authority {}: {why}",
             path.display()

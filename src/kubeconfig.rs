@@ -408,7 +408,7 @@ fn create_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    crate::files::create_owned_dir(dir).map_err(|why| {
+    crate::fs::create_owned_dir(dir).map_err(|why| {
         Error::local(format!(
             "cannot create {}: {why}; set KUBECONFIG to a file of your own, or run without `sudo -E`",
             dir.display()

@@ -9,18 +9,23 @@
 //! - [`session`] is the use case: cache hit, or lock → re-read → renew;
 //! - [`cache`] stores entries atomically and holds the per-entry lock;
 //! - [`provider`] talks to PCD/Dex, Keycloak and other OAuth servers over
-//!   [`http`]; [`login`] runs the browser and device-code logins;
-//! - [`jwt`], [`secret`], [`files`], [`child`], [`log`] and [`error`]
-//!   support all of them.
+//!   [`http`]; [`provider::login`] runs the browser and device-code logins;
+//! - [`environment`] is the only reader of environment variables and
+//!   [`prompt`] the only code that asks a person; both are passed down;
+//! - [`jwt`], [`secret`], [`fs`], [`url`], [`child`], [`log`] and
+//!   [`error`] support all of them.
+//!
+//! `scripts/module-graph.sh` checks that modules import only lower layers
+//! (docs/architecture.md lists them).
 
 pub mod cache;
 pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod environment;
 pub mod error;
 pub mod fastpath;
-pub mod files;
 pub mod fs;
 pub mod git_hosts;
 pub mod header;
@@ -28,8 +33,8 @@ pub mod http;
 pub mod jwt;
 pub mod kubeconfig;
 pub mod log;
-pub mod login;
 pub mod nss;
+pub mod prompt;
 pub mod protocol;
 pub mod provider;
 pub mod proxy;
@@ -37,17 +42,27 @@ pub mod redact;
 pub mod secret;
 pub mod session;
 pub mod subject;
+pub mod url;
 
 use std::ffi::OsString;
 
 /// Runs dexcred with `args` (argv including the program name) and returns
 /// the process exit code. Errors are printed here, once, as one line.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    run(args, &commands::Runtime::process())
+}
+
+/// Runs dexcred with `args` in `rt`: the process's environment, terminal
+/// and stdout, or (in tests) a fixed environment, scripted answers and
+/// captured output. Returns the exit code.
+pub fn run(args: Vec<OsString>, rt: &commands::Runtime) -> i32 {
     use clap::Parser;
     // A cache hit for a plain invocation, without building clap's parser;
     // anything else falls through to clap below (see fastpath.rs).
-    if let Some(code) = fastpath::serve(&args) {
-        return code;
+    if let Some(out) = fastpath::serve(&args, &rt.env)
+        && rt.write_stdout(&out).is_ok()
+    {
+        return 0;
     }
     let args = cli::normalize_args(args);
     let command = args.get(1).cloned();
@@ -63,7 +78,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             return 2;
         }
     };
-    match commands::run(cli) {
+    match commands::run(cli, rt) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("dexcred: {}", e.one_line());

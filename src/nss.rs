@@ -1,5 +1,5 @@
-//! Host names and the home directory, in a binary that may link glibc
-//! statically.
+//! Host names and the home directory's fallback, in a binary that may link
+//! glibc statically.
 //!
 //! Release builds link glibc statically (`make static`): a cache hit then
 //! skips the dynamic loader, which was most of its cost. Static glibc has
@@ -18,8 +18,6 @@
 //! users from `/etc/passwd`. Names only mDNS or LDAP know need the dynamic
 //! build (`make build LINKAGE=dynamic`); see docs/performance.md.
 //! Dynamic builds use the system's NSS configuration unchanged.
-
-use std::path::PathBuf;
 
 /// Makes the following host and user lookups use glibc's built-in `files`
 /// and `dns` services only, in a static build; does nothing otherwise.
@@ -42,26 +40,4 @@ pub fn builtin_services_only() {
             __nss_configure_lookup(c"passwd".as_ptr(), c"files".as_ptr());
         }
     }
-}
-
-/// The user's home directory: `$HOME`, else the user database entry for the
-/// effective user (through [`builtin_services_only`] in a static build).
-pub fn home_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        return Some(PathBuf::from(home));
-    }
-    builtin_services_only();
-    dirs::home_dir()
-}
-
-/// The user's cache directory: `$XDG_CACHE_HOME` when absolute, else
-/// `~/.cache` (`~/Library/Caches` on macOS).
-pub fn cache_dir() -> Option<PathBuf> {
-    if cfg!(target_os = "macos") {
-        return home_dir().map(|h| h.join("Library/Caches"));
-    }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| home_dir().map(|h| h.join(".cache")))
 }

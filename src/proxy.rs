@@ -61,7 +61,7 @@ fn without_userinfo(authority_and_path: &str) -> &str {
 }
 
 impl ProxyEnv {
-    /// Builds the settings from a lookup (`std::env::var` in `config`).
+    /// Builds the settings from a lookup (the run's `Environment`, in `config`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> ProxyEnv {
         let vars = VARIABLES
             .iter()

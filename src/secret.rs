@@ -1,5 +1,6 @@
 //! Secrets: a type that will not print itself, and the places a secret may
-//! come from (environment, file, command, no-echo terminal prompt).
+//! come from without a person (environment, file, command). Asking a person
+//! is [`crate::prompt`]'s job.
 //!
 //! There is deliberately no way to pass a password as a command-line value:
 //! argv is readable by every user of the machine through `/proc`.
@@ -95,7 +96,7 @@ impl Sources {
 /// Reads the first line of a file, without its line ending. Only a regular
 /// file of at most [`MAX_SECRET_BYTES`] is read (a FIFO would hang the run).
 pub fn read_file(what: &str, path: &Path) -> Result<Secret> {
-    let bytes = crate::files::read_regular_file(path, MAX_SECRET_BYTES).map_err(|why| {
+    let bytes = crate::fs::read_regular_file(path, MAX_SECRET_BYTES).map_err(|why| {
         Error::local(format!(
             "cannot read the {what} file {}: {why}",
             path.display()
@@ -220,69 +221,6 @@ fn first_line(bytes: &[u8]) -> Option<Secret> {
     let line = text.split('\n').next().unwrap_or("");
     let line = line.strip_suffix('\r').unwrap_or(line);
     (!line.is_empty()).then(|| Secret::new(line))
-}
-
-/// Asks on the controlling terminal without echo, waiting at most
-/// `timeout` for the answer. Fails (rather than hangs) when there is no
-/// terminal or nobody answers.
-///
-/// The read itself (rpassword, which switches the terminal to no-echo raw
-/// mode) runs on a helper thread; when the deadline passes first, the
-/// terminal settings saved here are put back, so the shell is not left
-/// without echo, and the run ends with an error — which also ends the
-/// thread still blocked in `read`.
-pub fn prompt(label: &str, timeout: Duration) -> Result<Secret> {
-    let saved = SavedTerminal::save();
-    let label = label.to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(rpassword::prompt_password(label));
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(value)) => Ok(Secret::new(value)),
-        Ok(Err(e)) => Err(Error::auth(format!(
-            "cannot prompt for input on the terminal ({e}); provide it through the environment, a file or a command instead"
-        ))),
-        Err(_) => {
-            if let Some(saved) = saved {
-                saved.restore();
-            }
-            Err(Error::auth(format!(
-                "no answer at the terminal prompt within {}s; run again, or raise --login-timeout",
-                timeout.as_secs()
-            )))
-        }
-    }
-}
-
-/// The controlling terminal's settings before a prompt changed them.
-struct SavedTerminal {
-    tty: std::fs::File,
-    termios: libc::termios,
-}
-
-impl SavedTerminal {
-    fn save() -> Option<SavedTerminal> {
-        use std::os::fd::AsRawFd;
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .ok()?;
-        // SAFETY: tcgetattr only fills the struct; a zeroed termios is a
-        // valid value to pass it.
-        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::tcgetattr(tty.as_raw_fd(), &mut termios) };
-        (rc == 0).then_some(SavedTerminal { tty, termios })
-    }
-
-    fn restore(mut self) {
-        use std::io::Write;
-        use std::os::fd::AsRawFd;
-        // SAFETY: the settings came from tcgetattr on the same terminal.
-        unsafe { libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &self.termios) };
-        let _ = self.tty.write_all(b"\n");
-    }
 }
 
 #[cfg(test)]

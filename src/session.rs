@@ -168,7 +168,7 @@ fn renew(
     {
         return serve_stale_or_fail(config, current.as_ref(), error);
     }
-    let http = Http::new(&config.tls, &config.proxy, config.timeout, log)?;
+    let http = Http::new(&config.tls, &config.proxy(), config.timeout, log)?;
     // Another process is logging in: our refresh token is either the one
     // that made it log in (refused) or about to be replaced by its login
     // (Dex deletes the previous session). Wait for that login instead.
@@ -269,9 +269,10 @@ fn cannot_log_in(
 ) -> Option<Error> {
     if provider.login_needs_password() {
         credentials.password_unavailable()
-    } else if provider.login_needs_person(credentials) && !crate::login::person_present(credentials)
+    } else if provider.login_needs_person(credentials)
+        && !crate::provider::login::person_present(credentials)
     {
-        Some(crate::login::nobody_there(
+        Some(crate::provider::login::nobody_there(
             &config.account,
             &config.login_command(),
         ))
@@ -502,7 +503,7 @@ fn server_logout(config: &Config, credentials: &Credentials, entry: &Entry) -> L
         Ok(p) => p,
         Err(e) => return Logout::Failed(e.one_line()),
     };
-    let http = match Http::new(&config.tls, &config.proxy, config.timeout, config.log) {
+    let http = match Http::new(&config.tls, &config.proxy(), config.timeout, config.log) {
         Ok(h) => h,
         Err(e) => return Logout::Failed(e.one_line()),
     };

@@ -9,12 +9,12 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{ExchangeArgs, SubjectSourceArg};
-use crate::config::validate_url_with_query;
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::jwt;
 use crate::secret::{self, Secret};
+use crate::url::validate_url_with_query;
 
 /// The variable that holds a subject token itself (GitLab: name it in
 /// `id_tokens:`, or copy the job's variable into it).
@@ -37,15 +37,16 @@ pub enum Source {
 }
 
 impl Source {
-    /// Exactly one source, checked before anything is sent anywhere.
-    pub fn from_args(args: &ExchangeArgs) -> Result<Source> {
-        let env = std::env::var(ENV_SUBJECT_TOKEN)
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        let file = args
-            .subject_token_file
-            .clone()
-            .filter(|p| !p.as_os_str().is_empty());
+    /// Exactly one source, checked before anything is sent anywhere:
+    /// `DEXCRED_SUBJECT_TOKEN` in `vars`, `file` (`--subject-token-file`) or
+    /// GitHub Actions (`--subject-token-source github-actions`).
+    pub fn choose(
+        vars: &Environment,
+        file: Option<PathBuf>,
+        github_actions: bool,
+    ) -> Result<Source> {
+        let env = vars.var(ENV_SUBJECT_TOKEN).filter(|v| !v.trim().is_empty());
+        let file = file.filter(|p| !p.as_os_str().is_empty());
         let mut given = Vec::new();
         if env.is_some() {
             given.push(ENV_SUBJECT_TOKEN);
@@ -53,7 +54,7 @@ impl Source {
         if file.is_some() {
             given.push("--subject-token-file");
         }
-        if args.subject_token_source.is_some() {
+        if github_actions {
             given.push("--subject-token-source");
         }
         if given.len() > 1 {
@@ -62,10 +63,10 @@ impl Source {
                 given.join(" and ")
             )));
         }
-        match (env, file, args.subject_token_source) {
+        match (env, file, github_actions) {
             (Some(value), _, _) => Ok(Source::Env(Secret::new(value.trim()))),
             (_, Some(path), _) => Ok(Source::File(std::path::absolute(&path).unwrap_or(path))),
-            (_, _, Some(SubjectSourceArg::GithubActions)) => github_actions_source(),
+            (_, _, true) => github_actions_source(vars),
             _ => Err(Error::usage(format!(
                 "--grant token_exchange needs a subject token: --subject-token-file FILE, \
                  {ENV_SUBJECT_TOKEN}, or --subject-token-source github-actions"
@@ -141,8 +142,8 @@ pub fn check_not_expired(token: &Secret, source: &Source, now: i64) -> Result<()
     )))
 }
 
-fn github_actions_source() -> Result<Source> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+fn github_actions_source(env: &Environment) -> Result<Source> {
+    let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
     let (Some(url), Some(token)) = (var(ENV_GITHUB_URL), var(ENV_GITHUB_TOKEN)) else {
         return Err(Error::usage(format!(
             "--subject-token-source github-actions needs {ENV_GITHUB_URL} and {ENV_GITHUB_TOKEN}, \

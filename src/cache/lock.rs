@@ -155,7 +155,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
     let meta = file
         .metadata()
         .map_err(|e| Error::local(format!("cannot inspect {}: {e}", path.display())))?;
-    if !meta.file_type().is_file() || meta.uid() != super::euid() {
+    if !meta.file_type().is_file() || meta.uid() != crate::fs::euid() {
         return Err(Error::local(format!(
             "the lock file {} is not a regular file owned by you; remove it",
             path.display()

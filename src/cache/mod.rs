@@ -34,16 +34,13 @@ pub use entry::{
 };
 pub use lock::{Acquired, EntryLock, LoginLock};
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::fs::euid;
 
 /// An entry is a few KiB; anything much larger is damage or an attack, and is
 /// not read into memory.
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
-
-pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
 
 /// The outcome of reading an entry.
 #[derive(Debug)]
@@ -79,17 +76,15 @@ impl Store {
     }
 
     /// The store in `--cache-dir` when given, else in `$XDG_CACHE_HOME/dexcred`
-    /// or `~/.cache/dexcred` (on macOS `~/Library/Caches/dexcred`).
-    pub fn at(dir: Option<&Path>) -> Result<Store> {
+    /// or `~/.cache/dexcred`.
+    pub fn at(dir: Option<&Path>, env: &Environment) -> Result<Store> {
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
-            None => crate::nss::cache_dir()
-                .map(|d| d.join("dexcred"))
-                .ok_or_else(|| {
-                    Error::usage(
-                        "cannot find your cache directory (HOME is not set); pass --cache-dir DIR",
-                    )
-                })?,
+            None => env.cache_home().map(|d| d.join("dexcred")).ok_or_else(|| {
+                Error::usage(
+                    "cannot find your cache directory (HOME is not set); pass --cache-dir DIR",
+                )
+            })?,
         };
         Ok(Store::new(dir))
     }
@@ -282,7 +277,7 @@ impl Store {
 
     fn ensure_dir(&self) -> Result<()> {
         if let DirState::Missing = self.check_dir()? {
-            crate::files::create_owned_dir(&self.dir).map_err(|why| {
+            crate::fs::create_owned_dir(&self.dir).map_err(|why| {
                 Error::local(format!(
                     "cannot create the cache directory {}: {why}; pass --cache-dir DIR \
                      (a directory of your own), or run without `sudo -E`",

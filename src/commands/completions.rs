@@ -9,7 +9,9 @@ use crate::cli::{Cli, CommonArgs, ProviderArgs, Shell};
 use crate::config::{ENV_CLIENT_SECRET, ENV_OTP, ENV_PASSWORD};
 use crate::error::{Error, Result};
 
-pub fn run(shell: Shell) -> Result<()> {
+use super::Runtime;
+
+pub fn run(shell: Shell, rt: &Runtime) -> Result<()> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     let generator = match shell {
@@ -18,12 +20,12 @@ pub fn run(shell: Shell) -> Result<()> {
         Shell::Fish => clap_complete::Shell::Fish,
     };
     clap_complete::generate(generator, &mut command, "dexcred", &mut out);
-    super::write_stdout(&String::from_utf8_lossy(&out))
+    rt.write_stdout(&String::from_utf8_lossy(&out))
 }
 
-pub fn man() -> Result<()> {
+pub fn man(rt: &Runtime) -> Result<()> {
     let page = man_page().map_err(|e| Error::local(format!("cannot render the man page: {e}")))?;
-    super::write_stdout(&page)
+    rt.write_stdout(&page)
 }
 
 /// dexcred(1): one page with every command and every flag. clap_mangen

@@ -13,21 +13,23 @@
 //! [`crate::git_hosts`]): https (or http to loopback) to a `--git-host`, or
 //! to a URL of a `credential.<url>.helper` entry that runs dexcred.
 
-use std::fs::OpenOptions;
-
 use crate::cli::{GitArgs, GitAuthArg};
 use crate::config::{Config, check_text};
+use crate::environment::Environment;
 use crate::error::{Error, Result, escape_for_terminal};
 use crate::git_hosts::{self, Scope, Target, Transport};
+use crate::prompt::{self, Terminal};
 use crate::protocol::git::{Answer, CAPABILITIES, Request, read_request, render_get};
 use crate::session;
 
-pub fn run(args: &GitArgs) -> Result<()> {
+use super::Runtime;
+
+pub fn run(args: &GitArgs, rt: &Runtime) -> Result<()> {
     match args.action.as_str() {
-        "get" => get(args),
-        "erase" => erase(args),
+        "get" => get(args, rt),
+        "erase" => erase(args, rt),
         "store" => read_request(std::io::stdin().lock()).map(|_| ()),
-        "capability" => super::write_stdout(CAPABILITIES),
+        "capability" => rt.write_stdout(CAPABILITIES),
         _ => Ok(()),
     }
 }
@@ -35,15 +37,15 @@ pub fn run(args: &GitArgs) -> Result<()> {
 /// Everything checked before the request is read and before any network
 /// traffic: flags that would only fail after a login (a `--git-username`
 /// with a newline) fail here, with exit 2.
-fn prepare(args: &GitArgs) -> Result<(Config, Option<Scope>)> {
+fn prepare(args: &GitArgs, rt: &Runtime) -> Result<(Config, Option<Scope>)> {
     check_text("--git-username", &args.git_username)?;
     let scope = Scope::from_flags(&args.git_hosts)?;
-    let config = Config::from_args(&args.provider, &args.common)?;
+    let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     Ok((config, scope))
 }
 
-fn get(args: &GitArgs) -> Result<()> {
-    let (config, scope) = prepare(args)?;
+fn get(args: &GitArgs, rt: &Runtime) -> Result<()> {
+    let (config, scope) = prepare(args, rt)?;
     let request = read_request(std::io::stdin().lock())?;
     if !answers_for(scope, &request, &config, Warnings::Show) {
         return Ok(());
@@ -59,7 +61,12 @@ fn get(args: &GitArgs) -> Result<()> {
         }
         GitAuthArg::Basic => false,
     };
-    let credentials = config.credentials(git_may_prompt);
+    let credentials = config.credentials(rt.prompter(|env| {
+        let vars = env.clone();
+        Terminal::new(env, move || {
+            git_may_prompt(&vars, prompt::controlling_terminal)
+        })
+    }));
     let issued = session::get_token(&config, &credentials)?;
     let token = issued.token.value.expose();
     let answer = if bearer {
@@ -74,11 +81,11 @@ fn get(args: &GitArgs) -> Result<()> {
             expiry: issued.expires_at,
         }
     };
-    super::write_stdout(&render_get(&answer)?)
+    rt.write_stdout(&render_get(&answer)?)
 }
 
-fn erase(args: &GitArgs) -> Result<()> {
-    let (config, scope) = prepare(args)?;
+fn erase(args: &GitArgs, rt: &Runtime) -> Result<()> {
+    let (config, scope) = prepare(args, rt)?;
     let request = read_request(std::io::stdin().lock())?;
     let Some(presented) = request.presented_secret() else {
         return Ok(());
@@ -159,18 +166,14 @@ fn answers_for(
 /// git runs helpers with stdin connected to git, never to the terminal. We
 /// may prompt on /dev/tty when one exists, unless git or the environment
 /// says this run is unattended.
-fn git_may_prompt() -> bool {
-    if std::env::var_os("GIT_TERMINAL_PROMPT").is_some_and(|v| git_false(&v.to_string_lossy())) {
+fn git_may_prompt(env: &Environment, terminal: impl Fn() -> bool) -> bool {
+    if env
+        .var_os("GIT_TERMINAL_PROMPT")
+        .is_some_and(|v| git_false(&v.to_string_lossy()))
+    {
         return false;
     }
-    if super::ci_environment() {
-        return false;
-    }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_ok()
+    !env.ci() && terminal()
 }
 
 /// Whether git reads `value` as boolean false, as it does for
@@ -187,7 +190,22 @@ fn git_false(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::git_false;
+    use super::{Environment, git_false, git_may_prompt};
+
+    #[test]
+    fn git_or_ci_saying_unattended_means_no_prompt_even_at_a_terminal() {
+        for vars in [
+            vec![("GIT_TERMINAL_PROMPT", "0")],
+            vec![("GIT_TERMINAL_PROMPT", "")],
+            vec![("CI", "true")],
+        ] {
+            let env = Environment::from_vars(vars.clone());
+            assert!(!git_may_prompt(&env, || true), "{vars:?}");
+        }
+        let env = Environment::from_vars([("GIT_TERMINAL_PROMPT", "1")]);
+        assert!(git_may_prompt(&env, || true));
+        assert!(!git_may_prompt(&env, || false));
+    }
 
     #[test]
     fn git_boolean_false_spellings() {

@@ -21,9 +21,11 @@ use crate::config::{Config, check_text};
 use crate::error::{Error, Result};
 use crate::git_hosts::HostPattern;
 
+use super::Runtime;
+
 use super::kubeconfig::exec_args;
 
-pub fn run(args: &GitconfigArgs) -> Result<()> {
+pub fn run(args: &GitconfigArgs, rt: &Runtime) -> Result<()> {
     // The same validation as `dexcred git`: no helper line is written for
     // flags that would fail when git runs it.
     HostPattern::parse_flag("--host", &args.host)?;
@@ -35,12 +37,12 @@ pub fn run(args: &GitconfigArgs) -> Result<()> {
     if let Some(name) = &args.git_username {
         check_text("--git-username", name)?;
     }
-    let config = Config::from_args(&args.provider, &args.common)?;
+    let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     let host = args.host.trim().to_ascii_lowercase();
     let key = format!("credential.https://{host}.helper");
     let helper = helper_line(args, &host, &config)?;
     if !args.write {
-        return super::write_stdout(&format!(
+        return rt.write_stdout(&format!(
             "git config --global --replace-all {key} ''\n\
              git config --global --add {key} {}\n",
             shell_quote(&helper)

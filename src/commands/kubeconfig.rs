@@ -18,9 +18,11 @@ use crate::cli::{
     ClientAuthArg, CommonArgs, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT,
     DEFAULT_USER_DOMAIN, KubeconfigArgs, ProviderArgs,
 };
-use crate::config::{self, Config, given};
+use crate::config::{Config, given};
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Exec, Kubeconfig};
+
+use super::Runtime;
 
 /// The executable kubectl runs, found on PATH: an absolute path would break
 /// when the kubeconfig is shared or dexcred is reinstalled elsewhere.
@@ -52,15 +54,15 @@ Install it (cargo install dexcred, or a release binary or package), make sure
 /// Largest cluster CA file we embed; a CA bundle is a few kilobytes.
 const MAX_CA_BYTES: u64 = 1024 * 1024;
 
-pub fn run(args: &KubeconfigArgs) -> Result<()> {
+pub fn run(args: &KubeconfigArgs, rt: &Runtime) -> Result<()> {
     // The same validation as `dexcred kubectl`: a kubeconfig is never
     // written for flags that would fail when kubectl runs them.
-    let config = Config::from_args(&args.provider, &args.common)?;
+    let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     let kc = build(args, &config)?;
     if !args.write {
-        return super::write_stdout(&kubeconfig::document(&kc));
+        return rt.write_stdout(&kubeconfig::document(&kc));
     }
-    let path = kubeconfig::target_path(std::env::var_os("KUBECONFIG"), crate::nss::home_dir())?;
+    let path = kubeconfig::target_path(rt.env.var_os("KUBECONFIG"), rt.env.home_dir())?;
     let written = kubeconfig::write(&path, &kc)?;
     let previous = match &written.previous_context {
         Some(p) if *p != kc.name => format!(" (was {p:?})"),
@@ -109,7 +111,7 @@ pub fn build(args: &KubeconfigArgs, config: &Config) -> Result<Kubeconfig> {
 /// https servers, so nothing else is accepted.
 pub fn server_url(args: &KubeconfigArgs, config: &Config) -> Result<String> {
     if let Some(server) = given(&args.server) {
-        let url = config::validate_base_url("--server", server)?;
+        let url = crate::url::validate_base_url("--server", server)?;
         return require_https("--server", url);
     }
     let (tenant, region) = match (given(&args.tenant), given(&args.region)) {
@@ -241,7 +243,7 @@ pub fn sanitize_name(raw: &str) -> String {
 /// a TLS error in kubectl.
 fn read_cluster_ca(path: &Path) -> Result<String> {
     let shown = path.display();
-    let pem = crate::files::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
+    let pem = crate::fs::read_regular_file(path, MAX_CA_BYTES).map_err(|why| {
         Error::local(format!(
             "cannot read --cluster-certificate-authority {shown}: {why}"
         ))
@@ -397,6 +399,7 @@ impl Args {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::environment::Environment;
     use clap::{CommandFactory, Parser};
 
     fn parse(extra: &[&str]) -> KubeconfigArgs {
@@ -410,7 +413,7 @@ mod tests {
 
     fn built(extra: &[&str]) -> Result<Kubeconfig> {
         let args = parse(extra);
-        let config = Config::from_args(&args.provider, &args.common)?;
+        let config = Config::from_args(&args.provider, &args.common, &Environment::default())?;
         build(&args, &config)
     }
 
@@ -675,7 +678,8 @@ mod tests {
             "--region",
             "r",
         ]);
-        let config = Config::from_args(&args.provider, &args.common).unwrap();
+        let config =
+            Config::from_args(&args.provider, &args.common, &Environment::default()).unwrap();
         let exec = exec_args(&args.provider, &args.common, &config).unwrap();
         let argv: Vec<&str> = ["dexcred"]
             .into_iter()
@@ -684,7 +688,7 @@ mod tests {
         let Ok(Command::Kubectl(k)) = Cli::try_parse_from(argv).map(|c| c.command) else {
             panic!("exec args do not parse as `dexcred kubectl`");
         };
-        let again = Config::from_args(&k.provider, &k.common).unwrap();
+        let again = Config::from_args(&k.provider, &k.common, &Environment::default()).unwrap();
         assert_eq!(again.key, config.key);
     }
 

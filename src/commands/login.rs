@@ -6,17 +6,20 @@ use crate::cli::LoginArgs;
 use crate::config::Config;
 use crate::error::{Result, escape_for_terminal};
 use crate::jwt;
+use crate::prompt::Terminal;
 use crate::protocol::kubectl::rfc3339;
 use crate::provider::now_secs;
 use crate::session::{self, Issued};
 
-pub fn run(args: &LoginArgs) -> Result<()> {
-    let mut config = Config::from_args(&args.provider, &args.common)?;
+use super::Runtime;
+
+pub fn run(args: &LoginArgs, rt: &Runtime) -> Result<()> {
+    let mut config = Config::from_args(&args.provider, &args.common, &rt.env)?;
     config.force_refresh = true;
-    let credentials = config.credentials(super::stdin_is_interactive);
+    let credentials = config.credentials(rt.prompter(Terminal::when_stdin_is_a_terminal));
     let issued = session::get_token(&config, &credentials)?;
     let path = config.store.entry_path(&config.key);
-    super::write_stdout(&summary(
+    rt.write_stdout(&summary(
         &config,
         &issued,
         &path.display().to_string(),

@@ -5,24 +5,27 @@
 use crate::cli::LogoutArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, escape_for_terminal};
+use crate::prompt::Terminal;
 use crate::provider::Logout;
 use crate::session::{self, LogoutReport};
 
-pub fn run(args: &LogoutArgs) -> Result<()> {
+use super::Runtime;
+
+pub fn run(args: &LogoutArgs, rt: &Runtime) -> Result<()> {
     if args.all {
-        return all(args);
+        return all(args, rt);
     }
-    let config = Config::from_args(&args.provider, &args.common)?;
-    let report = session::logout(&config, &config.credentials(never))?;
-    super::write_stdout(&describe(&config, &report))
+    let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
+    let report = session::logout(&config, &config.credentials(never(rt)))?;
+    rt.write_stdout(&describe(&config, &report))
 }
 
 /// Every entry is logged out with only what it stores itself (see
 /// [`Config::for_key`]); flags meant for one provider are ignored, and the
 /// user is told so.
-fn all(args: &LogoutArgs) -> Result<()> {
-    let store = crate::cache::Store::at(args.common.cache_dir.as_deref())?;
-    let ignored = Config::ignored_by_for_key(&args.provider);
+fn all(args: &LogoutArgs, rt: &Runtime) -> Result<()> {
+    let store = crate::cache::Store::at(args.common.cache_dir.as_deref(), &rt.env)?;
+    let ignored = Config::ignored_by_for_key(&args.provider, &rt.env);
     if !ignored.is_empty() {
         crate::log::Log::new(args.common.verbose).warn(&format!(
             "ignoring {} with --all: each entry is logged out with only its own stored settings \
@@ -35,8 +38,8 @@ fn all(args: &LogoutArgs) -> Result<()> {
     for (path, parsed) in store.list()? {
         match parsed {
             Ok(entry) => {
-                let config = Config::for_key(entry.key, &args.provider, &args.common)?;
-                let report = session::logout(&config, &config.credentials(never))?;
+                let config = Config::for_key(entry.key, &args.provider, &args.common, &rt.env)?;
+                let report = session::logout(&config, &config.credentials(never(rt)))?;
                 out.push_str(&describe(&config, &report));
             }
             Err(reason) => {
@@ -52,12 +55,12 @@ fn all(args: &LogoutArgs) -> Result<()> {
     if count == 0 {
         out.push_str(&format!("No cached tokens in {}.\n", store.dir().display()));
     }
-    super::write_stdout(&out)
+    rt.write_stdout(&out)
 }
 
 /// Logout never prompts: it needs no password.
-fn never() -> bool {
-    false
+fn never(rt: &Runtime) -> std::rc::Rc<dyn crate::prompt::Prompter> {
+    rt.prompter(Terminal::never)
 }
 
 fn describe(config: &Config, report: &LogoutReport) -> String {

@@ -9,6 +9,8 @@ use crate::error::{Error, Result, escape_for_terminal};
 use crate::protocol::kubectl::rfc3339;
 use crate::provider::now_secs;
 
+use super::Runtime;
+
 /// One row; every field is safe to show (no token, refresh token or secret
 /// is ever copied into it).
 #[derive(Debug, Serialize)]
@@ -40,8 +42,8 @@ struct Row {
     expires_in: String,
 }
 
-pub fn run(args: &StatusArgs) -> Result<()> {
-    let store = Store::at(args.common.cache_dir.as_deref())?;
+pub fn run(args: &StatusArgs, rt: &Runtime) -> Result<()> {
+    let store = Store::at(args.common.cache_dir.as_deref(), &rt.env)?;
     let now = now_secs();
     let rows: Vec<Row> = store
         .list()?
@@ -62,7 +64,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
     } else {
         table(&rows, &store)
     };
-    super::write_stdout(&out)
+    rt.write_stdout(&out)
 }
 
 fn time(at: i64) -> Option<String> {

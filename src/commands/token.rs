@@ -4,27 +4,32 @@
 use crate::cache::TokenField;
 use crate::cli::{TokenArgs, TokenFormat};
 use crate::config::{Config, given};
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::header;
+use crate::prompt::{Prompter, Terminal};
 use crate::protocol::kubectl::rfc3339;
-use crate::secret::{self, Secret, Sources};
+use crate::secret::{Secret, Sources};
 use crate::session;
+
+use super::Runtime;
 
 /// The variable that holds a personal access token itself.
 pub const ENV_PAT: &str = "DEXCRED_PAT";
 
-pub fn run(args: &TokenArgs) -> Result<()> {
+pub fn run(args: &TokenArgs, rt: &Runtime) -> Result<()> {
     // Before anything else: a bad name must not cost a login.
     let header_name = given(&args.header_name);
     if let Some(name) = header_name {
         header::validate_name(name)?;
     }
-    if let Some(pat) = pat_sources(args)? {
-        let pat = read_pat(&pat, args)?;
-        return super::write_stdout(&render_pat(args.format, header_name, &pat)?);
+    let prompter = rt.prompter(Terminal::when_stdin_is_a_terminal);
+    if let Some(pat) = pat_sources(args, &rt.env)? {
+        let pat = read_pat(&pat, args, prompter.as_ref())?;
+        return rt.write_stdout(&render_pat(args.format, header_name, &pat)?);
     }
-    let config = Config::from_args(&args.provider, &args.common)?;
-    let credentials = config.credentials(super::stdin_is_interactive);
+    let config = Config::from_args(&args.provider, &args.common, &rt.env)?;
+    let credentials = config.credentials(prompter);
     let issued = session::get_token(&config, &credentials)?;
     let out = render(
         args.format,
@@ -33,7 +38,7 @@ pub fn run(args: &TokenArgs) -> Result<()> {
         issued.token.value.expose(),
         issued.expires_at,
     )?;
-    super::write_stdout(&out)
+    rt.write_stdout(&out)
 }
 
 /// The output of `dexcred token` in `format`.
@@ -64,13 +69,10 @@ pub fn render(
 /// Where a personal access token comes from, when this run hands one out:
 /// `--pat`, `--pat-file`, `--pat-command` or `DEXCRED_PAT`. A PAT needs no
 /// identity provider, so naming one as well is a mistake worth reporting.
-fn pat_sources(args: &TokenArgs) -> Result<Option<Sources>> {
+fn pat_sources(args: &TokenArgs, env: &Environment) -> Result<Option<Sources>> {
     let sources = Sources {
         what: "personal access token",
-        env: std::env::var(ENV_PAT)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|v| (ENV_PAT, Secret::new(v))),
+        env: env.non_empty(ENV_PAT).map(|v| (ENV_PAT, Secret::new(v))),
         file: args.pat_file.clone().filter(|p| !p.as_os_str().is_empty()),
         command: given(&args.pat_command).map(str::to_string),
     };
@@ -92,12 +94,12 @@ fn pat_sources(args: &TokenArgs) -> Result<Option<Sources>> {
 
 /// The PAT from its source, else a no-echo prompt at a terminal. It is
 /// never cached: the server that issued it is its only store.
-fn read_pat(sources: &Sources, args: &TokenArgs) -> Result<Secret> {
+fn read_pat(sources: &Sources, args: &TokenArgs, prompter: &dyn Prompter) -> Result<Secret> {
     let timeout = std::time::Duration::from_secs(args.provider.timeout);
-    let interactive = super::stdin_is_interactive();
+    let interactive = prompter.available();
     let pat = match sources.read(timeout, interactive)? {
         Some(pat) => pat,
-        None if interactive => secret::prompt(
+        None if interactive => prompter.secret(
             "Personal access token: ",
             std::time::Duration::from_secs(args.provider.login_timeout),
         )?,

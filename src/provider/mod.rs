@@ -8,12 +8,19 @@
 //!   from resmgr, then Dex's token endpoint.
 //! - [`oauth`]: any OAuth 2.0 / OpenID Connect token endpoint (Keycloak,
 //!   client-credentials services), by URL or by discovery.
+//! - [`exchange`]: RFC 8693 token exchange (Dex's flavour).
+//! - [`login`]: the logins that need a person (browser with PKCE, device
+//!   code), which the OAuth provider runs; they live here because they are
+//!   grants of this layer (they call [`token_request`] and return a
+//!   [`Grant`]).
 
 pub mod exchange;
+pub mod login;
 pub mod oauth;
 pub mod pcd;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -23,7 +30,8 @@ use crate::error::{Error, Result};
 use crate::http::{BasicAuth, BasicEncoding, Http, Response};
 use crate::jwt;
 use crate::log::Log;
-use crate::secret::{self, Secret, Sources};
+use crate::prompt::Prompter;
+use crate::secret::{Secret, Sources};
 
 /// When a token carries no expiry at all (neither `exp` nor `expires_in`),
 /// assume this lifetime. Short, so an unknown token is renewed early rather
@@ -82,11 +90,11 @@ pub enum Logout {
 pub struct Credentials {
     pub password: Sources,
     pub otp: Sources,
-    /// May dexcred ask on the terminal? Decided by the front end, and asked
-    /// only when a secret is actually needed, so the cache-hit path never
-    /// probes the terminal.
-    interactive: fn() -> bool,
-    interactive_answer: Cell<Option<bool>>,
+    /// Who may be asked, and whether anyone is there: decided by the front
+    /// end (kubectl's `spec.interactive`, git's terminal rules, …) and
+    /// consulted only when a secret is actually needed, so the cache-hit
+    /// path never probes the terminal.
+    prompter: Rc<dyn Prompter>,
     /// Bounds password and OTP commands.
     pub timeout: Duration,
     /// Bounds a prompt: how long a person may take to answer
@@ -101,26 +109,20 @@ impl Credentials {
     pub fn new(
         password: Sources,
         otp: Sources,
-        interactive: fn() -> bool,
+        prompter: Rc<dyn Prompter>,
         timeout: Duration,
+        prompt_timeout: Duration,
         account: String,
     ) -> Credentials {
         Credentials {
             password,
             otp,
-            interactive,
-            interactive_answer: Cell::new(None),
+            prompter,
             timeout,
-            prompt_timeout: Duration::from_secs(crate::cli::DEFAULT_LOGIN_TIMEOUT),
+            prompt_timeout,
             account,
             password_value: RefCell::new(None),
         }
-    }
-
-    /// Sets how long a prompt waits for its answer.
-    pub fn with_prompt_timeout(mut self, timeout: Duration) -> Credentials {
-        self.prompt_timeout = timeout;
-        self
     }
 
     /// Whether getting the password means asking a person: no configured
@@ -131,21 +133,25 @@ impl Credentials {
             && self.is_interactive()
     }
 
-    /// Asks on the terminal, bounded by `--login-timeout`.
+    /// Asks the person, bounded by `--login-timeout`.
     pub fn prompt(&self, label: &str) -> Result<Secret> {
-        secret::prompt(label, self.prompt_timeout)
+        self.prompter.secret(label, self.prompt_timeout)
     }
 
-    /// Whether dexcred may prompt on the terminal in this run.
+    /// Shows the person a line (a browser or device login's instructions).
+    pub fn show(&self, text: &str) {
+        self.prompter.message(text);
+    }
+
+    /// Whether a person is there to see a browser or device login's URL
+    /// or code and act on it.
+    pub fn person_present(&self) -> bool {
+        self.prompter.present()
+    }
+
+    /// Whether dexcred may ask a person in this run.
     pub fn is_interactive(&self) -> bool {
-        match self.interactive_answer.get() {
-            Some(answer) => answer,
-            None => {
-                let answer = (self.interactive)();
-                self.interactive_answer.set(Some(answer));
-                answer
-            }
-        }
+        self.prompter.available()
     }
 
     /// Why a password login cannot happen in this run, if it cannot: no

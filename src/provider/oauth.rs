@@ -6,7 +6,7 @@
 //! (`client_secret_basic`), and any server found by OpenID discovery.
 //!
 //! Browser and device logins (`--grant authorization_code`, `device_code`)
-//! are run by `crate::login`; this module gives them the discovered
+//! are run by `super::login`; this module gives them the discovered
 //! endpoints and the token exchange, and renews their sessions like
 //! password sessions.
 //!
@@ -22,7 +22,7 @@ use super::{
 use crate::cache::{Endpoints, Entry, TokenField};
 use crate::error::{Error, Result};
 use crate::http::{BasicAuth, BasicEncoding};
-use crate::login::{self, browser, device};
+use crate::provider::login::{self, browser, device};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +278,7 @@ impl OAuth {
             scope: self.scope_or_default(),
             extra_params: &self.extra_params,
         };
-        browser::login(&self.login, ctx.log, &request, |code| {
+        browser::login(&self.login, ctx.credentials, ctx.log, &request, |code| {
             let fields = [
                 ("grant_type", "authorization_code"),
                 ("code", code.code.expose()),
@@ -680,6 +680,7 @@ mod tests {
                 listen: vec![],
                 browser_command: None,
                 timeout: std::time::Duration::from_secs(300),
+                env: crate::environment::Environment::default(),
             },
         }
     }

@@ -824,3 +824,72 @@ fn git_finds_the_credential_helper_by_its_name() {
         assert_eq!(out, "version 0\ncapability authtype\n", "{}", git.display());
     }
 }
+
+// ------------------------------------------------- in-process, scripted
+
+/// Runs `dexcred <command>` for alice at `idp`'s PCD inside this test
+/// process (`dexcred::run`), with `vars` as its whole environment and
+/// `answers` for its prompts.
+fn run_in_process(
+    env: &Env,
+    vars: &[(&str, &str)],
+    answers: &[&str],
+    command: &str,
+    idp: &FakeIdp,
+) -> (i32, String, dexcred::prompt::Scripted) {
+    use dexcred::commands::Runtime;
+    use dexcred::environment::Environment;
+    use dexcred::prompt::Scripted;
+    let prompter = Scripted::new(answers.iter().copied());
+    let rt = Runtime::scripted(
+        Environment::from_vars(vars.iter().copied()),
+        std::rc::Rc::new(prompter.clone()),
+    );
+    let mut argv: Vec<std::ffi::OsString> = vec!["dexcred".into(), command.into()];
+    argv.extend(pcd_args(idp).into_iter().map(Into::into));
+    argv.push("--cache-dir".into());
+    argv.push(env.cache_dir().into());
+    let code = dexcred::run(argv, &rt);
+    (code, rt.stdout(), prompter)
+}
+
+#[test]
+fn an_in_process_login_asks_the_prompter_for_the_password_once() {
+    let env = Env::new();
+    let idp = FakeIdp::pcd();
+    let (code, out, prompter) = run_in_process(&env, &[], &[ALICE_PASSWORD], "login", &idp);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        prompter.asked(),
+        [format!("Password for {ALICE} at {}: ", idp.url())]
+    );
+    assert!(
+        out.starts_with(&format!("Logged in to {} as ", idp.url())),
+        "{out}"
+    );
+    assert_eq!(idp.counts().password_grant, 1);
+
+    // The token it saved is what `token` hands out next, without a prompt.
+    let (code, out, prompter) = run_in_process(&env, &[], &[], "token", &idp);
+    assert_eq!(code, 0);
+    let saved = entry_token(&env.only_entry(), "id_token").expect("id_token saved");
+    assert_eq!(out, format!("{saved}\n"));
+    assert!(prompter.asked().is_empty());
+    assert_eq!(idp.counts().password_grant, 1);
+}
+
+#[test]
+fn an_in_process_run_reads_only_the_environment_it_is_given() {
+    let env = Env::new();
+    let idp = FakeIdp::pcd();
+    // The password from the given environment: no prompt.
+    let vars = [("DEXCRED_PASSWORD", ALICE_PASSWORD)];
+    let (code, _, prompter) = run_in_process(&env, &vars, &[], "login", &idp);
+    assert_eq!(code, 0);
+    assert!(prompter.asked().is_empty());
+    // Without it, in a fresh cache, the prompter is asked; a wrong answer
+    // is an authentication failure (exit 3) with nothing on stdout.
+    let (code, out, prompter) = run_in_process(&Env::new(), &[], &["wrong"], "login", &idp);
+    assert_eq!((code, out.as_str()), (3, ""));
+    assert_eq!(prompter.asked().len(), 1);
+}

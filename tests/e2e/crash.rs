@@ -126,8 +126,12 @@ fn entry_path(env: &Env, url: &str, user: &str) -> PathBuf {
         .command
     {
         dexcred::cli::Command::Token(t) => {
-            let config =
-                dexcred::config::Config::from_args(&t.provider, &t.common).expect("config");
+            let config = dexcred::config::Config::from_args(
+                &t.provider,
+                &t.common,
+                &dexcred::environment::Environment::process(),
+            )
+            .expect("config");
             config.store.entry_path(&config.key)
         }
         _ => unreachable!(),

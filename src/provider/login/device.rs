@@ -14,7 +14,6 @@
 //! Ctrl-C needs no handler: nothing is written until tokens arrive, the
 //! lock is released by the kernel, and no child process is left waiting.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -87,12 +86,12 @@ pub fn login(ctx: &Context<'_>, settings: &Settings, request: &Request<'_>) -> R
             authorization.interval.as_secs()
         )
     });
-    show(&authorization);
+    show(ctx, &authorization);
     if let (Some(command), Some(complete)) = (
         settings.browser_command.as_deref(),
         &authorization.verification_uri_complete,
     ) {
-        opener::open(Some(command), complete, log);
+        opener::open(Some(command), complete, &settings.env, log);
     }
     let login_deadline = started + settings.timeout;
     let expiry = authorization.expires_in.map(|d| started + d);
@@ -186,7 +185,7 @@ pub fn parse_authorization(body: &str) -> Option<Authorization> {
 
 /// Step 2: what the person must do, on stderr (stdout is kubectl's or
 /// git's). The user code is meant to be read; the device code never is.
-fn show(authorization: &Authorization) {
+fn show(ctx: &Context<'_>, authorization: &Authorization) {
     let mut text = format!(
         "dexcred: to log in, open {} and enter the code {}\n",
         authorization.verification_uri, authorization.user_code
@@ -196,8 +195,8 @@ fn show(authorization: &Authorization) {
             "dexcred: or open {complete} and confirm the code there\n"
         ));
     }
-    text.push_str("dexcred: waiting for the login to be approved…\n");
-    let _ = std::io::stderr().write_all(text.as_bytes());
+    text.push_str("dexcred: waiting for the login to be approved…");
+    ctx.credentials.show(&text);
 }
 
 /// Time, injectable so the polling rules can be tested exactly.

@@ -6,20 +6,17 @@
 //! away (ours is kubectl's or git's protocol), and without the secret
 //! environment variables dexcred reads.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::config::{ENV_CLIENT_SECRET, ENV_OTP, ENV_PASSWORD};
+use crate::environment::Environment;
 use crate::log::Log;
 
 /// The opener when no `--browser-command` is given.
-fn platform_default() -> Vec<String> {
+fn platform_default(env: &Environment) -> Vec<String> {
     // $BROWSER: a colon-separated list of commands, `%s` standing for the
     // URL (the convention xdg-utils and Python's webbrowser follow); the
     // first one is used.
-    if let Some(value) = std::env::var("BROWSER")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
+    if let Some(value) = env.var("BROWSER").filter(|v| !v.trim().is_empty()) {
         let first = value.split(':').next().unwrap_or_default();
         if let Some(argv) = shlex::split(first).filter(|a| !a.is_empty()) {
             return argv;
@@ -37,10 +34,10 @@ fn platform_default() -> Vec<String> {
 
 /// The argv that opens `url`: `command` (from `--browser-command`) or the
 /// platform default, with the URL in place of `%s` or appended last.
-pub fn argv(command: Option<&[String]>, url: &str) -> Vec<String> {
+pub fn argv(command: Option<&[String]>, url: &str, env: &Environment) -> Vec<String> {
     let mut argv = match command {
         Some(c) => c.to_vec(),
-        None => platform_default(),
+        None => platform_default(env),
     };
     if argv.iter().any(|a| a.contains("%s")) {
         for a in &mut argv {
@@ -55,20 +52,18 @@ pub fn argv(command: Option<&[String]>, url: &str) -> Vec<String> {
 /// Starts the browser on `url` and does not wait for it (a browser may run
 /// for hours). A command that cannot start is a warning, not a failure: the
 /// URL is on the screen.
-pub fn open(command: Option<&[String]>, url: &str, log: Log) {
-    let argv = argv(command, url);
+pub fn open(command: Option<&[String]>, url: &str, env: &Environment, log: Log) {
+    let argv = argv(command, url, env);
     let Some((program, args)) = argv.split_first() else {
         return;
     };
     log.debug(|| format!("starting the browser: {program}"));
-    let started = Command::new(program)
+    // No secret variable of ours reaches the browser (see `child`).
+    let started = crate::child::command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .env_remove(ENV_PASSWORD)
-        .env_remove(ENV_OTP)
-        .env_remove(ENV_CLIENT_SECRET)
         .spawn();
     match started {
         // Reaped in the background so a quick opener (xdg-open) leaves no
@@ -91,12 +86,26 @@ mod tests {
 
     #[test]
     fn url_is_appended_or_substituted() {
+        let env = Environment::default();
         let cmd = vec!["my-browser".to_string(), "--new".to_string()];
         assert_eq!(
-            argv(Some(&cmd), "http://x/?a=1&b=2"),
+            argv(Some(&cmd), "http://x/?a=1&b=2", &env),
             ["my-browser", "--new", "http://x/?a=1&b=2"]
         );
         let cmd = vec!["b".to_string(), "--url=%s".to_string(), "-q".to_string()];
-        assert_eq!(argv(Some(&cmd), "http://x"), ["b", "--url=http://x", "-q"]);
+        assert_eq!(
+            argv(Some(&cmd), "http://x", &env),
+            ["b", "--url=http://x", "-q"]
+        );
+    }
+
+    #[test]
+    fn browser_variable_first_command_else_the_platform_opener() {
+        let env = Environment::from_vars([("BROWSER", "'my b' --new %s:firefox")]);
+        assert_eq!(argv(None, "http://x", &env), ["my b", "--new", "http://x"]);
+        for unset in [vec![], vec![("BROWSER", " ")]] {
+            let env = Environment::from_vars(unset);
+            assert_eq!(argv(None, "http://x", &env), ["xdg-open", "http://x"]);
+        }
     }
 }

@@ -21,12 +21,12 @@ pub mod loopback;
 pub mod opener;
 pub mod pkce;
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::provider::Credentials;
 
@@ -42,6 +42,8 @@ pub struct Settings {
     pub browser_command: Option<Vec<String>>,
     /// How long the person has to finish.
     pub timeout: Duration,
+    /// Where `$BROWSER` is read, only when a browser is started.
+    pub env: Environment,
 }
 
 /// `bytes` random bytes from the operating system as base64url without
@@ -53,16 +55,15 @@ pub fn random_token(bytes: usize) -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
-/// Whether a person can take part in a login in this run: the front end
-/// says it may interact (kubectl's `spec.interactive`, git's
+/// Whether a person can take part in a login in this run: the prompter
+/// says someone is there to see the URL or code (for the terminal: the
+/// front end may interact — kubectl's `spec.interactive`, git's
 /// `GIT_TERMINAL_PROMPT` and terminal, a terminal on stdin for `token` and
-/// `login`), stderr — where the URL or code is shown — is a terminal, and
-/// this is not CI. Any of those missing means nobody would ever see the URL
-/// or code, so the run must fail at once instead of waiting minutes.
+/// `login` —, stderr is a terminal, and this is not CI). Otherwise nobody
+/// would ever see the URL or code, so the run must fail at once instead of
+/// waiting minutes.
 pub fn person_present(credentials: &Credentials) -> bool {
-    !crate::commands::ci_environment()
-        && std::io::stderr().is_terminal()
-        && credentials.is_interactive()
+    credentials.person_present()
 }
 
 /// The error for a login that needs a person in a run without one.

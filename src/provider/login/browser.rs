@@ -15,7 +15,7 @@
 //! The code, the verifier and the tokens never reach stderr, even with -v:
 //! only the URL (which carries nothing that buys a token) is shown.
 
-use std::io::Write;
+use crate::provider::Credentials;
 use std::time::Instant;
 
 use super::loopback::{Incoming, Listener};
@@ -61,6 +61,7 @@ const RESERVED: &[&str] = &[
 /// Runs a browser login; `exchange` turns the code into tokens.
 pub fn login(
     settings: &Settings,
+    person: &Credentials,
     log: Log,
     request: &Request<'_>,
     exchange: impl FnOnce(&Code) -> Result<Grant>,
@@ -76,11 +77,15 @@ pub fn login(
         &state,
         &nonce,
     );
-    let _ = writeln!(
-        std::io::stderr(),
+    person.show(&format!(
         "dexcred: log in with your browser; if none opens, open this URL:\n  {url}"
+    ));
+    opener::open(
+        settings.browser_command.as_deref(),
+        &url,
+        &settings.env,
+        log,
     );
-    opener::open(settings.browser_command.as_deref(), &url, log);
 
     let deadline = Instant::now() + settings.timeout;
     let (code, tab) = wait_for_redirect(&listener, deadline, &state, settings)?;
@@ -412,6 +417,7 @@ mod tests {
             listen: vec![],
             browser_command: None,
             timeout: std::time::Duration::from_secs(30),
+            env: crate::environment::Environment::default(),
         };
         let deadline = Instant::now() + settings.timeout;
         let (code, tab) = wait_for_redirect(&listener, deadline, "S", &settings).unwrap();
@@ -446,6 +452,7 @@ mod tests {
             listen: vec![],
             browser_command: None,
             timeout: std::time::Duration::from_secs(30),
+            env: crate::environment::Environment::default(),
         };
         let deadline = Instant::now() + settings.timeout;
         let e = wait_for_redirect(&listener, deadline, "S", &settings)
