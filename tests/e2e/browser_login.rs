@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::oidc::{Browser, OidcServer};
-use crate::common::pty::{in_terminal, shell_line, spawn_in_terminal, transcript};
+use crate::common::pty::{
+    argv, assert_terminal_ok, in_terminal, shell_line, spawn_in_terminal, transcript,
+};
 use crate::common::*;
 
 /// dexcred's flags for the server's public native client.
@@ -32,14 +34,6 @@ fn flags(server: &OidcServer, grant: &str, browser: &Browser) -> Vec<String> {
     ]
 }
 
-fn words(first: &[&str], rest: &[String]) -> Vec<String> {
-    first
-        .iter()
-        .map(|s| s.to_string())
-        .chain(rest.iter().cloned())
-        .collect()
-}
-
 /// `dexcred <sub> <flags>` at a terminal, stdout into `out`; returns the
 /// output (stdout: what the terminal showed) and what went to stdout.
 fn at_terminal(
@@ -49,12 +43,7 @@ fn at_terminal(
     extra: &[(&str, &str)],
 ) -> (std::process::Output, String) {
     let out_file = env.path().join(format!("stdout-{}", unique()));
-    let out = in_terminal(
-        env,
-        &words(&["dexcred", sub], flags),
-        extra,
-        Some(&out_file),
-    );
+    let out = in_terminal(env, &argv(&["dexcred", sub], flags), extra, Some(&out_file));
     let printed = std::fs::read_to_string(&out_file).unwrap_or_default();
     (out, printed)
 }
@@ -63,15 +52,6 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "expected success, got {:?}\nterminal:\n{}",
-        out.status.code(),
-        transcript(out)
-    );
 }
 
 /// The error line a failed terminal run showed (the last `dexcred: ` line).
@@ -97,7 +77,7 @@ fn browser_login_then_token_and_kubectl_use_the_cache_without_another_prompt() {
     let flags = flags(&server, "authorization_code", &browser);
 
     let (out, printed) = at_terminal(&env, "login", &flags, &[]);
-    assert_ok(&out);
+    assert_terminal_ok(&out);
     let shown = transcript(&out);
     assert!(shown.contains("log in with your browser"), "{shown}");
     assert!(
@@ -126,12 +106,12 @@ fn browser_login_then_token_and_kubectl_use_the_cache_without_another_prompt() {
     let requests_after_login = server.counts()["requests"].clone();
 
     // No terminal, CI: served from the cache, nobody asked anything.
-    let mut cmd = env.dexcred(words(&["token"], &flags));
+    let mut cmd = env.dexcred(argv(&["token"], &flags));
     cmd.env("CI", "true");
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
     assert_eq!(ok(&out).trim(), token);
     // kubectl's exec plugin, non-interactive (interactiveMode Never).
-    let mut cmd = env.dexcred(words(&["kubectl"], &flags));
+    let mut cmd = env.dexcred(argv(&["kubectl"], &flags));
     cmd.env(
         "KUBERNETES_EXEC_INFO",
         r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#,
@@ -158,7 +138,7 @@ fn after_a_chromium_login_real_kubectl_and_git_need_no_further_prompt() {
     let browser = Browser::new("login", &[]);
     let env = Env::new();
     let flags = flags(&server, "authorization_code", &browser);
-    assert_ok(&at_terminal(&env, "login", &flags, &[]).0);
+    assert_terminal_ok(&at_terminal(&env, "login", &flags, &[]).0);
     let token = access_token(&env);
     // The cluster and the git server trust this provider's tokens.
     let trust = FakeIdp::pcd();
@@ -169,7 +149,7 @@ fn after_a_chromium_login_real_kubectl_and_git_need_no_further_prompt() {
 
     // The kubeconfig dexcred writes (interactiveMode IfAvailable), used by
     // kubectl 1.32 without a terminal.
-    let mut args = words(&["kubeconfig"], &flags);
+    let mut args = argv(&["kubeconfig"], &flags);
     args.extend([
         "--server".to_string(),
         kube.url(),
@@ -224,7 +204,7 @@ fn an_expired_token_is_refreshed_silently_with_the_rotated_refresh_token() {
     let browser = Browser::new("login", &[]);
     let env = Env::new();
     let flags = flags(&server, "authorization_code", &browser);
-    assert_ok(&at_terminal(&env, "token", &flags, &[]).0);
+    assert_terminal_ok(&at_terminal(&env, "token", &flags, &[]).0);
     let entry = env.only_entry();
     let (token, refresh) = (
         access_token(&env),
@@ -233,7 +213,7 @@ fn an_expired_token_is_refreshed_silently_with_the_rotated_refresh_token() {
     age_tokens(&entry, -10);
 
     // Unattended (CI, no terminal): the refresh needs nobody.
-    let mut cmd = env.dexcred(words(&["token"], &flags));
+    let mut cmd = env.dexcred(argv(&["token"], &flags));
     cmd.env("CI", "true");
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
     let renewed = ok(&out).trim().to_string();
@@ -259,7 +239,7 @@ fn nobody_there_means_no_browser_no_request_and_exit_3() {
         let flags = flags(&server, grant, &browser);
         // No terminal at all.
         let out = run_bounded(
-            &mut env.dexcred(words(&["token"], &flags)),
+            &mut env.dexcred(argv(&["token"], &flags)),
             Duration::from_secs(30),
         );
         let line = fails_with(&out, 3);
@@ -277,7 +257,7 @@ fn nobody_there_means_no_browser_no_request_and_exit_3() {
         );
         assert!(terminal_failure(&out, 3).contains("dexcred login"));
         // git with GIT_TERMINAL_PROMPT=0, at a terminal.
-        let mut git_words = words(&["dexcred", "git", "--git-host", "git.example.com"], &flags);
+        let mut git_words = argv(&["dexcred", "git", "--git-host", "git.example.com"], &flags);
         git_words.push("get".into());
         let line = format!(
             "printf 'protocol=https\\nhost=git.example.com\\n\\n' | {}",
@@ -319,7 +299,7 @@ fn ten_at_once(server: &OidcServer, grant: &str, browser: &Browser) -> String {
     let last = flags.len() - 1;
     flags[last] = slow.display().to_string();
     flags.extend(["--lock-timeout".to_string(), "1".to_string()]);
-    let run = shell_line(&words(&["dexcred", "token"], &flags));
+    let run = shell_line(&argv(&["dexcred", "token"], &flags));
     let line = format!("for i in 0 1 2 3 4 5 6 7 8 9; do {run} < /dev/tty > out.$i & done; wait");
     let mut cmd = crate::common::pty::script_command(&env, &line, &[]);
     cmd.current_dir(env.path());
@@ -439,7 +419,7 @@ fn a_busy_listen_address_is_skipped_and_all_busy_is_one_clear_error() {
         "--listen-address".into(),
         free.clone(),
     ]);
-    assert_ok(&at_terminal(&env, "token", &flags, &[]).0);
+    assert_terminal_ok(&at_terminal(&env, "token", &flags, &[]).0);
     assert_eq!(
         browser.events("start")[0]["params"]["redirect_uri"],
         format!("http://{free}").as_str()
@@ -465,7 +445,7 @@ fn device_login_with_the_complete_uri_honours_slow_down() {
     let browser = Browser::new("device", &[]);
     let env = Env::new();
     let (out, printed) = at_terminal(&env, "token", &flags(&server, "device_code", &browser), &[]);
-    assert_ok(&out);
+    assert_terminal_ok(&out);
     let shown = transcript(&out);
     let user_code = browser.events("start")[0]["params"]["user_code"]
         .as_str()
@@ -526,7 +506,7 @@ fn the_server_going_down_mid_poll_is_exit_4() {
     let mut server = OidcServer::start();
     let env = Env::new();
     let browser = Browser::new("ignore", &[]);
-    let line = shell_line(&words(
+    let line = shell_line(&argv(
         &["dexcred", "token"],
         &flags(&server, "device_code", &browser),
     ));
@@ -547,7 +527,7 @@ fn ctrl_c_stops_a_device_login_cleanly() {
     let env = Env::new();
     let browser = Browser::new("ignore", &[]);
     let flags = flags(&server, "device_code", &browser);
-    let line = shell_line(&words(&["dexcred", "token"], &flags));
+    let line = shell_line(&argv(&["dexcred", "token"], &flags));
     let mut child = spawn_in_terminal(&env, &line, &[]);
     eventually("a device poll", || {
         server.count(&["token_errors", "authorization_pending"]) >= 1
@@ -591,9 +571,9 @@ fn logout_revokes_the_refresh_token() {
     let browser = Browser::new("login", &[]);
     let env = Env::new();
     let flags = flags(&server, "authorization_code", &browser);
-    assert_ok(&at_terminal(&env, "login", &flags, &[]).0);
+    assert_terminal_ok(&at_terminal(&env, "login", &flags, &[]).0);
     let out = run_bounded(
-        &mut env.dexcred(words(&["logout"], &flags)),
+        &mut env.dexcred(argv(&["logout"], &flags)),
         Duration::from_secs(30),
     );
     let text = ok(&out);

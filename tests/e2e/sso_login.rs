@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::pty::{in_terminal, transcript};
+use crate::common::pty::{argv, assert_terminal_ok, in_terminal, transcript};
 use crate::common::*;
 use dexcred_testkit::git::{GitAuth, GitServer};
 use dexcred_testkit::idp::{BrowserMode, DeviceAnswer, FakeIdp};
@@ -96,23 +96,6 @@ impl World {
     }
 }
 
-fn with(first: &[&str], rest: &[String]) -> Vec<String> {
-    first
-        .iter()
-        .map(|s| s.to_string())
-        .chain(rest.iter().cloned())
-        .collect()
-}
-
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "expected success, got {:?}\nterminal:\n{}",
-        out.status.code(),
-        transcript(out)
-    );
-}
-
 #[test]
 fn device_login_through_real_kubectl_with_interactive_mode_if_available() {
     let w = World::new();
@@ -120,7 +103,7 @@ fn device_login_through_real_kubectl_with_interactive_mode_if_available() {
     w.idp
         .script_device(&[DeviceAnswer::Pending, DeviceAnswer::Pending]);
     let kube = KubeApi::start(w.idp.clone(), &TestCa::new());
-    let mut args = with(&["kubeconfig"], &w.flags("device_code"));
+    let mut args = argv(&["kubeconfig"], &w.flags("device_code"));
     args.extend(["--server".to_string(), kube.url()]);
     args.push("--cluster-certificate-authority".into());
     args.push(kube.ca_pem_path().display().to_string());
@@ -156,7 +139,7 @@ fn device_login_through_real_kubectl_with_interactive_mode_if_available() {
     // A second kubectl (interactiveMode Never now): the cache, no prompt.
     let plugin = ExecPlugin::new(
         "dexcred",
-        &with(&["kubectl"], &w.flags("device_code"))
+        &argv(&["kubectl"], &w.flags("device_code"))
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -175,7 +158,7 @@ fn kubectl_with_interactive_mode_never_fails_fast_and_starts_nothing() {
     let w = World::new();
     let kube = KubeApi::start(w.idp.clone(), &TestCa::new());
     for grant in ["device_code", "authorization_code"] {
-        let args = with(&["kubectl"], &w.flags(grant));
+        let args = argv(&["kubectl"], &w.flags(grant));
         let plugin = ExecPlugin::new(
             "dexcred",
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -209,8 +192,8 @@ fn kubectl_with_interactive_mode_never_fails_fast_and_starts_nothing() {
 #[test]
 fn after_a_browser_login_git_uses_the_cached_token_without_asking() {
     let w = World::new();
-    let (out, _) = w.at_terminal(&with(&["login"], &w.flags("authorization_code")), &[]);
-    assert_ok(&out);
+    let (out, _) = w.at_terminal(&argv(&["login"], &w.flags("authorization_code")), &[]);
+    assert_terminal_ok(&out);
     assert_eq!(w.browser_runs().len(), 1);
     let server = GitServer::start(w.idp.clone(), None, GitAuth::default());
     let requests = w.idp.requests().len();
@@ -252,8 +235,8 @@ fn codes_verifiers_and_tokens_never_reach_stderr_even_verbose() {
             "--cache-dir".into(),
             env_cache.display().to_string(),
         ]);
-        let (out, stdout_text) = w.at_terminal(&with(&["token"], &flags), &[]);
-        assert_ok(&out);
+        let (out, stdout_text) = w.at_terminal(&argv(&["token"], &flags), &[]);
+        assert_terminal_ok(&out);
         shown.push_str(&transcript(&out));
         printed.push(stdout_text);
         // Refresh too (-v), after making the token expire.
@@ -265,8 +248,8 @@ fn codes_verifiers_and_tokens_never_reach_stderr_even_verbose() {
             .unwrap();
         let before = read_entry(&entry);
         age_tokens(&entry, -5);
-        let (out, _) = w.at_terminal(&with(&["token"], &flags), &[]);
-        assert_ok(&out);
+        let (out, _) = w.at_terminal(&argv(&["token"], &flags), &[]);
+        assert_terminal_ok(&out);
         shown.push_str(&transcript(&out));
         let after = read_entry(&entry);
         for e in [before, after] {
@@ -313,7 +296,7 @@ fn printed_secret(list: &mut Vec<String>, value: Option<&str>) {
 fn an_id_token_with_another_nonce_is_refused() {
     let w = World::new();
     w.idp.set_browser_mode(BrowserMode::WrongNonce);
-    let (out, printed) = w.at_terminal(&with(&["token"], &w.flags("authorization_code")), &[]);
+    let (out, printed) = w.at_terminal(&argv(&["token"], &w.flags("authorization_code")), &[]);
     assert_eq!(out.status.code(), Some(4), "{}", transcript(&out));
     assert!(transcript(&out).contains("nonce does not match"));
     assert!(printed.is_empty());
@@ -325,15 +308,15 @@ fn a_refresh_without_id_token_keeps_the_old_one_only_while_it_lives() {
     let w = World::new();
     let mut flags = w.flags("authorization_code");
     flags.extend(["--token-field".to_string(), "id_token".into()]);
-    let (out, first) = w.at_terminal(&with(&["token"], &flags), &[]);
-    assert_ok(&out);
+    let (out, first) = w.at_terminal(&argv(&["token"], &flags), &[]);
+    assert_terminal_ok(&out);
     w.idp.set_omit_id_token_on_refresh(true);
     let entry = w.env.only_entry();
 
     // Inside its margin but alive: served (with a warning), after a refresh.
     age_tokens(&entry, 60);
     let out = run_bounded(
-        &mut w.env.dexcred(with(&["token"], &flags)),
+        &mut w.env.dexcred(argv(&["token"], &flags)),
         Duration::from_secs(30),
     );
     assert_eq!(ok(&out).trim(), first.trim());
@@ -342,13 +325,13 @@ fn a_refresh_without_id_token_keeps_the_old_one_only_while_it_lives() {
     // Expired: no terminal, so "log in again" is a clear exit 3 ...
     age_tokens(&entry, -5);
     let out = run_bounded(
-        &mut w.env.dexcred(with(&["token"], &flags)),
+        &mut w.env.dexcred(argv(&["token"], &flags)),
         Duration::from_secs(30),
     );
     assert!(fails_with(&out, 3).contains("dexcred login"));
     // ... and at a terminal a new browser login.
-    let (out, renewed) = w.at_terminal(&with(&["token"], &flags), &[]);
-    assert_ok(&out);
+    let (out, renewed) = w.at_terminal(&argv(&["token"], &flags), &[]);
+    assert_terminal_ok(&out);
     assert_ne!(renewed.trim(), first.trim());
     assert_eq!(w.browser_runs().len(), 2);
 }
@@ -371,13 +354,13 @@ fn the_browser_gets_neither_our_secrets_nor_our_stdout() {
     flags[3] = "kube-sso-confidential".into();
     flags[7] = "chatty-browser".into();
     let (out, printed) = w.at_terminal(
-        &with(&["token"], &flags),
+        &argv(&["token"], &flags),
         &[
             ("DEXCRED_CLIENT_SECRET", "client-secret-value-123"),
             ("DEXCRED_PASSWORD", "password-value-456"),
         ],
     );
-    assert_ok(&out);
+    assert_terminal_ok(&out);
     assert_eq!(
         printed.trim(),
         entry_token(&w.env.only_entry(), "access_token").unwrap()

@@ -111,3 +111,22 @@ pub fn attach_new_pty(cmd: &mut Command) -> (OwnedFd, OwnedFd) {
     }
     (master, slave)
 }
+
+/// A command line: `first`, then `rest`.
+pub fn argv(first: &[&str], rest: &[String]) -> Vec<String> {
+    first
+        .iter()
+        .map(|s| s.to_string())
+        .chain(rest.iter().cloned())
+        .collect()
+}
+
+/// Asserts that a terminal run succeeded, showing the screen if not.
+pub fn assert_terminal_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nterminal:\n{}",
+        out.status.code(),
+        transcript(out)
+    );
+}
