@@ -6,15 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need; CI runs this as root on a fresh machine.
-#   tinyproxy  the real HTTP proxy of tests/servers_network.rs (HTTPS_PROXY/NO_PROXY)
-#   faketime   tests/expiry.rs moves dexcred's clock with libfaketime
+#   tinyproxy  the real HTTP proxy of tests/e2e/servers_network.rs (HTTPS_PROXY/NO_PROXY)
+#   faketime   tests/e2e/expiry.rs moves dexcred's clock with libfaketime
 #   chromium   browser and device logins (tests/oidc/browser.mjs drives it
 #              through playwright-core; browser downloads do not work here)
 debs=()
 [ -x /usr/bin/tinyproxy ] || debs+=(tinyproxy)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || debs+=(faketime)
 [ -x /usr/bin/chromium ] || debs+=(chromium)
-#   dnsmasq, iproute2, strace  tests/static_build.rs: a real DNS server in a
+#   dnsmasq, iproute2, strace  tests/e2e/static_build.rs: a real DNS server in a
 #              network namespace, and the static binary's system calls
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || debs+=(dnsmasq)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || debs+=(iproute2)

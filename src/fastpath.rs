@@ -14,7 +14,7 @@
 //! everything again, and reports errors in its usual words.
 //!
 //! Equivalence with clap is checked by a property test
-//! (`tests/fastpath.rs`): for random argv and environments, this parser
+//! (`tests/e2e/fastpath.rs`): for random argv and environments, this parser
 //! either declines or produces exactly what clap produces.
 
 use std::ffi::OsString;
