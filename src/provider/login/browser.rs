@@ -394,14 +394,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unrelated_requests_are_answered_404_and_the_redirect_is_awaited() {
-        use std::io::{Read, Write};
+    /// A listener on an ephemeral loopback port, and its `host:port`.
+    fn bound_listener() -> (Listener, String) {
         let listener = Listener::bind(&[], Log::default()).unwrap();
         let addr = listener
             .redirect_uri()
             .trim_start_matches("http://")
             .to_string();
+        (listener, addr)
+    }
+
+    #[test]
+    fn unrelated_requests_are_answered_404_and_the_redirect_is_awaited() {
+        use std::io::{Read, Write};
+        let (listener, addr) = bound_listener();
         let client = std::thread::spawn(move || {
             let mut answers = Vec::new();
             for target in ["/favicon.ico", "/?unrelated=1", "/?code=C1&state=S"] {
@@ -436,11 +442,7 @@ mod tests {
     #[test]
     fn a_tampered_redirect_is_answered_and_ends_the_wait() {
         use std::io::{Read, Write};
-        let listener = Listener::bind(&[], Log::default()).unwrap();
-        let addr = listener
-            .redirect_uri()
-            .trim_start_matches("http://")
-            .to_string();
+        let (listener, addr) = bound_listener();
         let client = std::thread::spawn(move || {
             let mut s = std::net::TcpStream::connect(&addr).unwrap();
             write!(s, "GET /?code=C1&state=evil HTTP/1.1\r\n\r\n").unwrap();
